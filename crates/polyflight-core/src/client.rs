@@ -1,0 +1,646 @@
+//! `FlightClient`: the transport-neutral client. `Clone`, `&self` methods, so many tasks share one
+//! client; per-call options (headers, timeout, cancellation) through
+//! [`FlightClient::with_call_options`]; record-batch level DoGet/DoPut/DoExchange; typed helpers
+//! for the standard actions; and [`FlightClient::read_flight`], which reads every endpoint of a
+//! FlightInfo in parallel over pooled connections.
+//!
+//! Timeouts and cancellation are enforced here, once, for every transport: a call whose timeout
+//! passes fails with `TIMED_OUT`, a cancelled one with `CANCELLED`, and in both cases the
+//! transport's future or stream is dropped, which cancels the call on the wire.
+
+use crate::actions::{self, StandardAction};
+use crate::codec::{FlightDataEncoderBuilder, FlightRecordBatchStream};
+use crate::data::FlightData;
+use crate::error::{FlightCode, FlightError, Result};
+use crate::headers::Headers;
+use crate::location::Location;
+use crate::proto::{
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CloseSessionRequest,
+    CloseSessionResult, Criteria, Empty, FlightDescriptor, FlightEndpoint, FlightInfo,
+    GetSessionOptionsRequest, GetSessionOptionsResult, HandshakeRequest, HandshakeResponse,
+    PollInfo, PutResult, RenewFlightEndpointRequest, SessionOptionValue, SetSessionOptionsRequest,
+    SetSessionOptionsResult, Ticket,
+};
+use crate::registry::Registry;
+use crate::transport::{CallMetadata, ClientTransport, ConnectOptions, FlightStream, Response};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Options for one call (or, set on a client, for every call it makes).
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Headers sent with the call.
+    pub headers: Headers,
+    /// How long the whole call may take, including reading a response stream to its end.
+    pub timeout: Option<Duration>,
+    /// Cancels the call when triggered.
+    pub cancel: Option<CancellationToken>,
+}
+
+impl CallOptions {
+    /// Default options: no headers, no timeout.
+    pub fn new() -> Self {
+        CallOptions::default()
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl AsRef<str>, value: impl Into<Bytes>) -> Self {
+        self.headers.append(key, value);
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets a cancellation token.
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// These options with `other`'s applied on top (headers appended, the rest replaced when set).
+    fn merged(&self, other: &CallOptions) -> CallOptions {
+        let mut headers = self.headers.clone();
+        headers.extend(other.headers.clone());
+        CallOptions {
+            headers,
+            timeout: other.timeout.or(self.timeout),
+            cancel: other.cancel.clone().or_else(|| self.cancel.clone()),
+        }
+    }
+}
+
+/// Deadline and cancellation of one call in progress.
+struct CallControl {
+    deadline: Option<Instant>,
+    cancel: Option<CancellationToken>,
+    method: &'static str,
+}
+
+impl CallControl {
+    /// Runs a transport future under the call's deadline and cancellation token.
+    async fn run<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let cancelled = async {
+            match &self.cancel {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let timed = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, fut)
+                    .await
+                    .unwrap_or_else(|_| Err(self.timed_out())),
+                None => fut.await,
+            }
+        };
+        tokio::select! {
+            result = timed => result,
+            () = cancelled => Err(self.cancelled()),
+        }
+    }
+
+    fn timed_out(&self) -> FlightError {
+        FlightError::timed_out(format!("{} timed out on the client", self.method))
+    }
+
+    fn cancelled(&self) -> FlightError {
+        FlightError::cancelled(format!("{} was cancelled by the client", self.method))
+    }
+
+    /// Wraps a response stream so that it, too, ends at the deadline or on cancellation.
+    fn stream<T: Send + 'static>(self, inner: FlightStream<T>) -> FlightStream<T> {
+        if self.deadline.is_none() && self.cancel.is_none() {
+            return inner;
+        }
+        Box::pin(ControlledStream {
+            sleep: self.deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            cancelled: self.cancel.clone().map(|t| Box::pin(t.cancelled_owned())),
+            inner: Some(inner),
+            control: self,
+        })
+    }
+}
+
+struct ControlledStream<T> {
+    inner: Option<FlightStream<T>>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    control: CallControl,
+}
+
+impl<T> Stream for ControlledStream<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this
+            .cancelled
+            .as_mut()
+            .is_some_and(|c| c.as_mut().poll(cx).is_ready())
+        {
+            this.inner = None;
+            return Poll::Ready(Some(Err(this.control.cancelled())));
+        }
+        if this
+            .sleep
+            .as_mut()
+            .is_some_and(|s| s.as_mut().poll(cx).is_ready())
+        {
+            this.inner = None;
+            return Poll::Ready(Some(Err(this.control.timed_out())));
+        }
+        let item = inner.as_mut().poll_next(cx);
+        if matches!(item, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.inner = None;
+        }
+        item
+    }
+}
+
+/// Remembers the first error of an outgoing stream supplied by the application, so that when
+/// the transport aborts the call because of it, the caller sees that error rather than the
+/// server's `CANCELLED`.
+#[derive(Clone, Default)]
+struct UploadError(Arc<Mutex<Option<FlightError>>>);
+
+impl UploadError {
+    fn watch<T: Send + 'static>(&self, input: FlightStream<T>) -> FlightStream<T> {
+        let slot = self.clone();
+        Box::pin(input.inspect_err(move |err| {
+            if let Ok(mut guard) = slot.0.lock() {
+                guard.get_or_insert_with(|| err.clone());
+            }
+        }))
+    }
+
+    fn take(&self) -> Option<FlightError> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
+
+    /// Prefers the application's own upload error over the error the call ended with.
+    fn wrap<T: Send + 'static>(&self, response: FlightStream<T>) -> FlightStream<T> {
+        let slot = self.clone();
+        Box::pin(response.map_err(move |err| slot.take().unwrap_or(err)))
+    }
+}
+
+struct Inner {
+    location: Location,
+    transport: Arc<dyn ClientTransport>,
+    registry: Registry,
+    connect_options: ConnectOptions,
+    /// Connections to other locations (FlightEndpoint locations), keyed by URI.
+    pool: Mutex<HashMap<String, FlightClient>>,
+}
+
+/// A Flight client over any transport.
+///
+/// ```no_run
+/// # async fn demo(registry: polyflight_core::Registry) -> polyflight_core::Result<()> {
+/// use polyflight_core::{FlightClient, CallOptions};
+/// use futures::TryStreamExt;
+/// use std::time::Duration;
+///
+/// let client = FlightClient::connect_with(registry, "grpc://localhost:8815").await?;
+/// let info = client.get_flight_info(polyflight_core::proto::FlightDescriptor::new_path(["trips"])).await?;
+/// let batches: Vec<_> = client
+///     .with_call_options(CallOptions::new().timeout(Duration::from_secs(30)))
+///     .read_flight(&info)
+///     .await?
+///     .try_collect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct FlightClient {
+    inner: Arc<Inner>,
+    options: CallOptions,
+}
+
+impl FlightClient {
+    /// Connects to `uri` with the transports of `registry`.
+    pub async fn connect_with(registry: Registry, uri: &str) -> Result<FlightClient> {
+        Self::connect_with_options(registry, uri, ConnectOptions::default()).await
+    }
+
+    /// Connects to `uri` with the transports of `registry` and connection options.
+    pub async fn connect_with_options(
+        registry: Registry,
+        uri: &str,
+        options: ConnectOptions,
+    ) -> Result<FlightClient> {
+        let location = Location::parse(uri)?;
+        let transport = registry.connect(&location, &options).await?;
+        Ok(Self::from_transport(location, transport, registry, options))
+    }
+
+    /// A client over an already connected transport.
+    pub fn from_transport(
+        location: Location,
+        transport: Arc<dyn ClientTransport>,
+        registry: Registry,
+        connect_options: ConnectOptions,
+    ) -> FlightClient {
+        FlightClient {
+            inner: Arc::new(Inner {
+                location,
+                transport,
+                registry,
+                connect_options,
+                pool: Mutex::new(HashMap::new()),
+            }),
+            options: CallOptions::default(),
+        }
+    }
+
+    /// The location this client is connected to.
+    pub fn location(&self) -> &Location {
+        &self.inner.location
+    }
+
+    /// The transport underneath.
+    pub fn transport(&self) -> &Arc<dyn ClientTransport> {
+        &self.inner.transport
+    }
+
+    /// A client sharing this one's connection whose calls use `options` (on top of this
+    /// client's own options: headers are added, timeout and cancellation replaced when set).
+    pub fn with_call_options(&self, options: CallOptions) -> FlightClient {
+        FlightClient {
+            inner: self.inner.clone(),
+            options: self.options.merged(&options),
+        }
+    }
+
+    /// The options every call of this client uses.
+    pub fn call_options(&self) -> &CallOptions {
+        &self.options
+    }
+
+    fn begin(&self, method: &'static str) -> (CallMetadata, CallControl) {
+        let meta = CallMetadata {
+            headers: self.options.headers.clone(),
+            timeout: self.options.timeout,
+        };
+        let control = CallControl {
+            deadline: self.options.timeout.map(|t| Instant::now() + t),
+            cancel: self.options.cancel.clone(),
+            method,
+        };
+        (meta, control)
+    }
+
+    async fn unary<T, F>(&self, method: &'static str, call: F) -> Result<T>
+    where
+        F: Future<Output = Result<Response<T>>>,
+    {
+        let (_, control) = self.begin(method);
+        control.run(call).await.map(|r| r.body)
+    }
+
+    async fn streaming<T: Send + 'static>(
+        &self,
+        control: CallControl,
+        call: impl Future<Output = Result<Response<FlightStream<T>>>>,
+    ) -> Result<Response<FlightStream<T>>> {
+        let response = control.run(call).await?;
+        Ok(response.map(|body| control.stream(body)))
+    }
+
+    // ---- raw Flight RPCs -----------------------------------------------------------------------
+
+    /// `Handshake` with a stream of requests; returns the server's response headers and stream.
+    pub async fn handshake_stream(
+        &self,
+        requests: FlightStream<HandshakeRequest>,
+    ) -> Result<Response<FlightStream<HandshakeResponse>>> {
+        let (meta, control) = self.begin("Handshake");
+        self.streaming(control, self.inner.transport.handshake(meta, requests))
+            .await
+    }
+
+    /// `Handshake` with one payload; returns the server's response headers and payloads.
+    pub async fn handshake(&self, payload: impl Into<Bytes>) -> Result<Response<Vec<Bytes>>> {
+        let request = HandshakeRequest {
+            protocol_version: 0,
+            payload: payload.into(),
+        };
+        let response = self
+            .handshake_stream(Box::pin(futures::stream::iter([Ok(request)])))
+            .await?;
+        let payloads = response.body.map_ok(|r| r.payload).try_collect().await?;
+        Ok(Response {
+            headers: response.headers,
+            body: payloads,
+        })
+    }
+
+    /// `ListFlights` for a criteria expression (empty: all flights).
+    pub async fn list_flights(
+        &self,
+        expression: impl Into<Bytes>,
+    ) -> Result<FlightStream<FlightInfo>> {
+        let (meta, control) = self.begin("ListFlights");
+        let criteria = Criteria {
+            expression: expression.into(),
+        };
+        let call = self.inner.transport.list_flights(meta, criteria);
+        Ok(self.streaming(control, call).await?.body)
+    }
+
+    /// `GetFlightInfo`.
+    pub async fn get_flight_info(&self, descriptor: FlightDescriptor) -> Result<FlightInfo> {
+        let (meta, _) = self.begin("GetFlightInfo");
+        self.unary(
+            "GetFlightInfo",
+            self.inner.transport.get_flight_info(meta, descriptor),
+        )
+        .await
+    }
+
+    /// `PollFlightInfo`.
+    pub async fn poll_flight_info(&self, descriptor: FlightDescriptor) -> Result<PollInfo> {
+        let (meta, _) = self.begin("PollFlightInfo");
+        self.unary(
+            "PollFlightInfo",
+            self.inner.transport.poll_flight_info(meta, descriptor),
+        )
+        .await
+    }
+
+    /// `GetSchema`, decoded.
+    pub async fn get_schema(&self, descriptor: FlightDescriptor) -> Result<SchemaRef> {
+        let (meta, _) = self.begin("GetSchema");
+        let result = self
+            .unary(
+                "GetSchema",
+                self.inner.transport.get_schema(meta, descriptor),
+            )
+            .await?;
+        Ok(Arc::new(crate::codec::decode_schema(&result.schema)?))
+    }
+
+    /// `DoGet` as raw FlightData.
+    pub async fn do_get_data(&self, ticket: Ticket) -> Result<Response<FlightStream<FlightData>>> {
+        let (meta, control) = self.begin("DoGet");
+        self.streaming(control, self.inner.transport.do_get(meta, ticket))
+            .await
+    }
+
+    /// `DoGet`, decoded into record batches.
+    pub async fn do_get(&self, ticket: impl Into<Ticket>) -> Result<FlightRecordBatchStream> {
+        let response = self.do_get_data(ticket.into()).await?;
+        Ok(FlightRecordBatchStream::new(response.body))
+    }
+
+    /// `DoPut` of raw FlightData (the first message should carry the descriptor).
+    pub async fn do_put_data(
+        &self,
+        data: FlightStream<FlightData>,
+    ) -> Result<Response<FlightStream<PutResult>>> {
+        let (meta, control) = self.begin("DoPut");
+        let upload = UploadError::default();
+        let call = self.inner.transport.do_put(meta, upload.watch(data));
+        let response = match self.streaming(control, call).await {
+            Ok(response) => response,
+            Err(err) => return Err(upload.take().unwrap_or(err)),
+        };
+        Ok(response.map(|body| upload.wrap(body)))
+    }
+
+    /// `DoPut` of record batches to `descriptor`; returns the server's PutResults as they come.
+    /// The upload runs while the results are read; read them to the end to see whether the
+    /// server accepted the whole stream.
+    pub async fn do_put(
+        &self,
+        descriptor: FlightDescriptor,
+        batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    ) -> Result<FlightStream<PutResult>> {
+        let data = FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(descriptor)
+            .build(batches);
+        Ok(self.do_put_data(Box::pin(data)).await?.body)
+    }
+
+    /// `DoExchange` of raw FlightData.
+    pub async fn do_exchange_data(
+        &self,
+        data: FlightStream<FlightData>,
+    ) -> Result<Response<FlightStream<FlightData>>> {
+        let (meta, control) = self.begin("DoExchange");
+        let upload = UploadError::default();
+        let call = self.inner.transport.do_exchange(meta, upload.watch(data));
+        let response = match self.streaming(control, call).await {
+            Ok(response) => response,
+            Err(err) => return Err(upload.take().unwrap_or(err)),
+        };
+        Ok(response.map(|body| upload.wrap(body)))
+    }
+
+    /// `DoExchange` of record batches: sends `batches` under `descriptor`, returns the server's
+    /// stream decoded (metadata-only messages are visible through
+    /// [`FlightRecordBatchStream::next_message`]).
+    pub async fn do_exchange(
+        &self,
+        descriptor: FlightDescriptor,
+        batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    ) -> Result<FlightRecordBatchStream> {
+        let data = FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(descriptor)
+            .build(batches);
+        let response = self.do_exchange_data(Box::pin(data)).await?;
+        Ok(FlightRecordBatchStream::new(response.body))
+    }
+
+    /// `DoAction`; returns the result bodies as they come.
+    pub async fn do_action(&self, action: Action) -> Result<FlightStream<Bytes>> {
+        let (meta, control) = self.begin("DoAction");
+        let call = self.inner.transport.do_action(meta, action);
+        let response = self.streaming(control, call).await?;
+        Ok(Box::pin(response.body.map_ok(|r| r.body)))
+    }
+
+    /// `ListActions`.
+    pub async fn list_actions(&self) -> Result<Vec<ActionType>> {
+        let (meta, control) = self.begin("ListActions");
+        let call = self.inner.transport.list_actions(meta, Empty {});
+        self.streaming(control, call)
+            .await?
+            .body
+            .try_collect()
+            .await
+    }
+
+    // ---- standard actions ----------------------------------------------------------------------
+
+    async fn standard_action<R: prost::Message + Default>(
+        &self,
+        action: StandardAction,
+    ) -> Result<R> {
+        let name = action.name();
+        let mut results = self.do_action(action.into_action()).await?;
+        let body = results.try_next().await?.ok_or_else(|| {
+            FlightError::internal(format!("server answered {name} with no result"))
+        })?;
+        // Drain the rest so the call completes cleanly (and surfaces a late error).
+        while results.try_next().await?.is_some() {}
+        actions::decode_result(name, &body)
+    }
+
+    /// `CancelFlightInfo`: asks the server to cancel the query behind `info`.
+    pub async fn cancel_flight_info(&self, info: FlightInfo) -> Result<CancelFlightInfoResult> {
+        self.standard_action(StandardAction::CancelFlightInfo(CancelFlightInfoRequest {
+            info: Some(info),
+        }))
+        .await
+    }
+
+    /// `RenewFlightEndpoint`: extends an endpoint's expiration; returns the renewed endpoint.
+    pub async fn renew_flight_endpoint(&self, endpoint: FlightEndpoint) -> Result<FlightEndpoint> {
+        self.standard_action(StandardAction::RenewFlightEndpoint(
+            RenewFlightEndpointRequest {
+                endpoint: Some(endpoint),
+            },
+        ))
+        .await
+    }
+
+    /// `SetSessionOptions`.
+    pub async fn set_session_options(
+        &self,
+        options: HashMap<String, SessionOptionValue>,
+    ) -> Result<SetSessionOptionsResult> {
+        self.standard_action(StandardAction::SetSessionOptions(
+            SetSessionOptionsRequest {
+                session_options: options,
+            },
+        ))
+        .await
+    }
+
+    /// `GetSessionOptions`.
+    pub async fn get_session_options(&self) -> Result<GetSessionOptionsResult> {
+        self.standard_action(StandardAction::GetSessionOptions(
+            GetSessionOptionsRequest {},
+        ))
+        .await
+    }
+
+    /// `CloseSession`.
+    pub async fn close_session(&self) -> Result<CloseSessionResult> {
+        self.standard_action(StandardAction::CloseSession(CloseSessionRequest {}))
+            .await
+    }
+
+    // ---- reading a whole flight ----------------------------------------------------------------
+
+    /// A client for one of an endpoint's locations: this client for an endpoint with no location
+    /// or with `arrow-flight-reuse-connection://`, else a pooled connection to the first
+    /// location that accepts one. The returned client carries this client's call options.
+    pub async fn client_for_endpoint(&self, endpoint: &FlightEndpoint) -> Result<FlightClient> {
+        if endpoint.location.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut last_error = None;
+        for proto_location in &endpoint.location {
+            let location = match Location::parse(&proto_location.uri) {
+                Ok(location) => location,
+                Err(err) => {
+                    last_error = Some(err);
+                    continue;
+                }
+            };
+            if location.is_reuse_connection() || location == self.inner.location {
+                return Ok(self.clone());
+            }
+            match self.pooled(&location).await {
+                Ok(client) => return Ok(client.with_call_options(self.options.clone())),
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| FlightError::unavailable("endpoint has no usable location")))
+    }
+
+    async fn pooled(&self, location: &Location) -> Result<FlightClient> {
+        let key = location.uri().to_string();
+        if let Some(client) = self
+            .inner
+            .pool
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&key).cloned())
+        {
+            return Ok(client);
+        }
+        let transport = self
+            .inner
+            .registry
+            .connect(location, &self.inner.connect_options)
+            .await?;
+        let client = FlightClient::from_transport(
+            location.clone(),
+            transport,
+            self.inner.registry.clone(),
+            self.inner.connect_options.clone(),
+        );
+        if let Ok(mut pool) = self.inner.pool.lock() {
+            // Another task may have connected meanwhile; keep the first so the pool stays one
+            // connection per location.
+            return Ok(pool.entry(key).or_insert(client).clone());
+        }
+        Ok(client)
+    }
+
+    /// Reads every endpoint of `info`: all endpoints are fetched in parallel (each from its own
+    /// location, connections pooled per location); batches come endpoint by endpoint, in
+    /// endpoint order, so an `ordered` FlightInfo keeps its order.
+    pub async fn read_flight(&self, info: &FlightInfo) -> Result<FlightStream<RecordBatch>> {
+        let mut streams = Vec::with_capacity(info.endpoint.len());
+        for endpoint in info.endpoint.clone() {
+            let client = self.clone();
+            streams.push(async move {
+                let ticket = endpoint.ticket.clone().ok_or_else(|| {
+                    FlightError::invalid_argument("FlightEndpoint without a ticket")
+                })?;
+                let endpoint_client = client.client_for_endpoint(&endpoint).await?;
+                endpoint_client.do_get(ticket).await
+            });
+        }
+        // Start every DoGet at once; each stream buffers only what its transport's flow control
+        // allows, so waiting on the first endpoint does not grow memory without bound.
+        let opened = futures::future::try_join_all(streams).await?;
+        Ok(Box::pin(futures::stream::iter(opened).flatten()))
+    }
+}
+
+impl std::fmt::Debug for FlightClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightClient")
+            .field("location", &self.inner.location)
+            .field("transport", &self.inner.transport)
+            .finish()
+    }
+}
+
+/// True for errors after which retrying on another connection could help.
+pub fn is_retryable(err: &FlightError) -> bool {
+    matches!(err.code(), FlightCode::Unavailable)
+}

@@ -1,0 +1,192 @@
+//! `CallContext`: what a service handler knows about the call it serves — the method, the peer,
+//! incoming headers, the deadline, a cancellation signal, the authenticated identity — and the
+//! way it sets response headers. The same on every transport.
+
+use crate::headers::Headers;
+use crate::location::Scheme;
+use crate::transport::FlightMethod;
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Unix-socket peer credentials (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// User id of the peer process.
+    pub uid: u32,
+    /// Group id of the peer process.
+    pub gid: u32,
+    /// Process id of the peer, when the platform reports it.
+    pub pid: Option<i32>,
+}
+
+/// A verified TLS client certificate's identity (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsPeerIdentity {
+    /// The certificate subject, as an RFC 4514 string.
+    pub subject: String,
+    /// Subject alternative names (DNS names, IPs, URIs, e-mails), as text.
+    pub subject_alt_names: Vec<String>,
+    /// The DER bytes of the peer's end-entity certificate.
+    pub certificate_der: Bytes,
+}
+
+/// Who is on the other end of a call.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PeerInfo {
+    /// The transport's URI scheme, e.g. `grpc` or `ucx`.
+    pub scheme: Option<Scheme>,
+    /// The peer's address as the transport reports it (`ip:port`, a socket path, a UCX address).
+    pub address: Option<String>,
+    /// Peer process credentials, on Unix sockets.
+    pub credentials: Option<PeerCredentials>,
+    /// The verified client certificate, on mutual TLS.
+    pub tls: Option<TlsPeerIdentity>,
+}
+
+impl PeerInfo {
+    /// A peer known by scheme and address.
+    pub fn new(scheme: Scheme, address: impl Into<String>) -> Self {
+        PeerInfo {
+            scheme: Some(scheme),
+            address: Some(address.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Adds Unix peer credentials.
+    pub fn with_credentials(mut self, credentials: PeerCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Adds a verified TLS client identity.
+    pub fn with_tls(mut self, tls: TlsPeerIdentity) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+struct Inner {
+    method: FlightMethod,
+    peer: PeerInfo,
+    headers: Headers,
+    deadline: Option<Instant>,
+    cancel: CancellationToken,
+    identity: Mutex<Option<String>>,
+    response_headers: Mutex<Headers>,
+}
+
+/// The context of one incoming call. Cheap to clone; clones share state, so a handler can move
+/// one into the stream it returns.
+#[derive(Clone)]
+pub struct CallContext {
+    inner: Arc<Inner>,
+}
+
+impl CallContext {
+    /// A context for a call; used by the dispatcher (and by tests of services).
+    pub fn new(
+        method: FlightMethod,
+        peer: PeerInfo,
+        headers: Headers,
+        deadline: Option<Instant>,
+    ) -> Self {
+        CallContext {
+            inner: Arc::new(Inner {
+                method,
+                peer,
+                headers,
+                deadline,
+                cancel: CancellationToken::new(),
+                identity: Mutex::new(None),
+                response_headers: Mutex::new(Headers::new()),
+            }),
+        }
+    }
+
+    /// The RPC being served.
+    pub fn method(&self) -> FlightMethod {
+        self.inner.method
+    }
+
+    /// Who is calling.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.inner.peer
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &Headers {
+        &self.inner.headers
+    }
+
+    /// When the call must be finished, if the client set a timeout.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// True once the call was cancelled: the client cancelled or went away, or the deadline passed.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Completes when the call is cancelled (see [`CallContext::is_cancelled`]).
+    pub async fn cancelled(&self) {
+        self.inner.cancel.cancelled().await
+    }
+
+    /// The token behind [`CallContext::cancelled`], for handing to other tasks.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.inner.cancel.clone()
+    }
+
+    /// The identity the server's authenticator established, if any.
+    pub fn identity(&self) -> Option<String> {
+        self.inner
+            .identity
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records the authenticated identity (done by the dispatcher's authenticator).
+    pub fn set_identity(&self, identity: impl Into<String>) {
+        if let Ok(mut guard) = self.inner.identity.lock() {
+            *guard = Some(identity.into());
+        }
+    }
+
+    /// Adds a response header. Headers set before the handler returns its response (the first
+    /// message of a stream) are sent with it.
+    pub fn append_response_header(&self, key: impl AsRef<str>, value: impl Into<Bytes>) {
+        if let Ok(mut guard) = self.inner.response_headers.lock() {
+            guard.append(key, value);
+        }
+    }
+
+    /// The response headers set so far, leaving them in place.
+    pub fn response_headers(&self) -> Headers {
+        self.inner
+            .response_headers
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn cancel(&self) {
+        self.inner.cancel.cancel();
+    }
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("method", &self.inner.method)
+            .field("peer", &self.inner.peer)
+            .field("deadline", &self.inner.deadline)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}

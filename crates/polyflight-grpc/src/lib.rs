@@ -1,0 +1,227 @@
+//! polyflight-grpc: Flight over gRPC (HTTP/2) for polyflight: `grpc://` and `grpc+tcp://`.
+//!
+//! gRPC is spoken directly over hyper's HTTP/2 rather than through tonic's codec layer, because
+//! that layer copies every outgoing message into one buffer and reserves whatever length an
+//! incoming message prefix claims. Here a FlightData body goes to HTTP/2 as the Arrow buffers
+//! themselves, and a receive buffer is sized only once its bytes have arrived (see `wire`).
+//!
+//! The server and client are generic over how bytes are carried ([`server::Acceptor`],
+//! [`client::Connector`]), so TLS and Unix sockets reuse them whole.
+
+pub mod body;
+pub mod client;
+pub mod server;
+pub mod wire;
+
+use async_trait::async_trait;
+use polyflight_core::{
+    ClientTransport, ConnectOptions, Dispatcher, FlightError, ListenOptions, Listener, Location,
+    PeerInfo, Result, Scheme, TransportFactory,
+};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+
+pub use client::{Connector, GrpcClient};
+pub use server::{serve, Acceptor, BoxedIo, GrpcListener, Io};
+
+/// The gRPC path prefix of the Flight service.
+pub const SERVICE_PATH: &str = "/arrow.flight.protocol.FlightService";
+
+/// HTTP/2 and message-size settings shared by the gRPC client and server.
+#[derive(Debug, Clone)]
+pub struct GrpcSettings {
+    /// Largest message accepted (bytes).
+    pub max_decoding_message_size: usize,
+    /// Largest message sent (bytes).
+    pub max_encoding_message_size: usize,
+    /// HTTP/2 per-stream flow-control window. Flight streams are bulk transfers: a large window
+    /// keeps a fast sender from stalling on every window update.
+    pub stream_window: u32,
+    /// HTTP/2 connection-wide flow-control window.
+    pub connection_window: u32,
+    /// Largest HTTP/2 frame this side accepts.
+    pub max_frame_size: u32,
+    /// How much a stream may buffer for sending before it waits.
+    pub max_send_buffer: usize,
+    /// Largest header list accepted.
+    pub max_header_list_size: u32,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            max_decoding_message_size: polyflight_core::transport::DEFAULT_MAX_MESSAGE_SIZE,
+            max_encoding_message_size: polyflight_core::transport::DEFAULT_MAX_MESSAGE_SIZE,
+            stream_window: 16 * 1024 * 1024,
+            connection_window: 64 * 1024 * 1024,
+            max_frame_size: 1024 * 1024,
+            max_send_buffer: 8 * 1024 * 1024,
+            max_header_list_size: 1024 * 1024,
+        }
+    }
+}
+
+impl GrpcSettings {
+    /// Settings for a client with these connect options.
+    pub fn for_client(options: &ConnectOptions) -> Self {
+        let mut settings = options
+            .extensions
+            .get::<GrpcSettings>()
+            .cloned()
+            .unwrap_or_default();
+        settings.max_decoding_message_size = options.max_decoding_message_size;
+        settings.max_encoding_message_size = options.max_encoding_message_size;
+        settings
+    }
+
+    /// Settings for a server with these listen options.
+    pub fn for_server(options: &ListenOptions) -> Self {
+        let mut settings = options
+            .extensions
+            .get::<GrpcSettings>()
+            .cloned()
+            .unwrap_or_default();
+        settings.max_decoding_message_size = options.max_decoding_message_size;
+        settings.max_encoding_message_size = options.max_encoding_message_size;
+        settings
+    }
+}
+
+/// Accepts TCP connections (TCP_NODELAY set on each).
+pub struct TcpAcceptor {
+    listener: TcpListener,
+    scheme: Scheme,
+}
+
+impl TcpAcceptor {
+    /// Binds `host:port` of `location` (port 0 picks a free port).
+    pub async fn bind(location: &Location) -> Result<(TcpAcceptor, Location)> {
+        let authority = location.authority().ok_or_else(|| {
+            FlightError::invalid_argument(format!("{location} has no host:port to listen on"))
+        })?;
+        let listener = TcpListener::bind(&authority)
+            .await
+            .map_err(|e| FlightError::unavailable(format!("cannot listen on {authority}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| FlightError::internal(format!("listening socket has no address: {e}")))?;
+        // Report the host as asked (a name stays a name), with the real port.
+        let host = location.host().unwrap_or("127.0.0.1");
+        let bound = Location::for_host_port(location.scheme(), host, local.port())?;
+        Ok((
+            TcpAcceptor {
+                listener,
+                scheme: location.scheme(),
+            },
+            bound,
+        ))
+    }
+
+    /// Accepts one TCP connection with its peer address.
+    pub async fn accept_tcp(&self) -> std::io::Result<(TcpStream, PeerInfo)> {
+        let (stream, addr) = self.listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, PeerInfo::new(self.scheme, addr.to_string())))
+    }
+}
+
+#[async_trait]
+impl Acceptor for TcpAcceptor {
+    async fn accept(&self) -> std::io::Result<(BoxedIo, PeerInfo)> {
+        let (stream, peer) = self.accept_tcp().await?;
+        Ok((Box::new(stream), peer))
+    }
+}
+
+/// Opens TCP connections (TCP_NODELAY set) to a host:port.
+pub struct TcpConnector {
+    authority: String,
+    connect_timeout: Option<std::time::Duration>,
+}
+
+impl TcpConnector {
+    /// A connector for `location`'s host:port.
+    pub fn new(location: &Location, options: &ConnectOptions) -> Result<Self> {
+        let authority = location.authority().ok_or_else(|| {
+            FlightError::invalid_argument(format!("{location} has no host:port to connect to"))
+        })?;
+        Ok(TcpConnector {
+            authority,
+            connect_timeout: options.connect_timeout,
+        })
+    }
+
+    /// Opens one TCP connection.
+    pub async fn connect_tcp(&self) -> Result<TcpStream> {
+        let connect = TcpStream::connect(&self.authority);
+        let stream = match self.connect_timeout {
+            Some(t) => tokio::time::timeout(t, connect).await.map_err(|_| {
+                FlightError::unavailable(format!("connecting to {} timed out", self.authority))
+            })?,
+            None => connect.await,
+        }
+        .map_err(|e| {
+            FlightError::unavailable(format!("cannot connect to {}: {e}", self.authority))
+        })?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+#[async_trait]
+impl Connector for TcpConnector {
+    async fn connect(&self) -> Result<BoxedIo> {
+        Ok(Box::new(self.connect_tcp().await?))
+    }
+    fn authority(&self) -> &str {
+        &self.authority
+    }
+    fn uri_scheme(&self) -> &'static str {
+        "http"
+    }
+}
+
+/// The `grpc://` and `grpc+tcp://` transport.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcTransport;
+
+#[async_trait]
+impl TransportFactory for GrpcTransport {
+    fn name(&self) -> &str {
+        "grpc"
+    }
+
+    fn schemes(&self) -> &[Scheme] {
+        &[Scheme::Grpc, Scheme::GrpcTcp]
+    }
+
+    async fn connect(
+        &self,
+        location: &Location,
+        options: &ConnectOptions,
+    ) -> Result<Arc<dyn ClientTransport>> {
+        let connector = Arc::new(TcpConnector::new(location, options)?);
+        let client = GrpcClient::connect(
+            location.clone(),
+            connector,
+            GrpcSettings::for_client(options),
+        )
+        .await?;
+        Ok(Arc::new(client))
+    }
+
+    async fn listen(
+        &self,
+        location: &Location,
+        dispatcher: Dispatcher,
+        options: &ListenOptions,
+    ) -> Result<Box<dyn Listener>> {
+        let (acceptor, bound) = TcpAcceptor::bind(location).await?;
+        Ok(Box::new(serve(
+            acceptor,
+            bound,
+            dispatcher,
+            GrpcSettings::for_server(options),
+        )))
+    }
+}

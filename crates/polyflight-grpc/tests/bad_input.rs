@@ -1,0 +1,184 @@
+//! Malformed input on the gRPC wire, sent with a raw HTTP/2 client: every case gets a gRPC
+//! status with the right code (never a panic, never an allocation of a claimed size), and the
+//! server keeps serving other clients afterwards.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use polyflight_core::proto::{FlightDescriptor, Ticket};
+use polyflight_core::{
+    CallContext, FlightClient, FlightCode, FlightData, FlightService, FlightStream, Registry,
+    Result, ServerBuilder,
+};
+use polyflight_grpc::{wire, GrpcTransport};
+use prost::Message;
+
+/// Counts what DoPut receives, and fails on the first bad message the way a real service's
+/// decoder would.
+struct Sink;
+
+#[polyflight_core::async_trait]
+impl FlightService for Sink {
+    async fn do_put(
+        &self,
+        _ctx: CallContext,
+        data: FlightStream<FlightData>,
+    ) -> Result<FlightStream<polyflight_core::proto::PutResult>> {
+        let mut decoder = polyflight_core::codec::FlightDataDecoder::new();
+        let mut data = data;
+        while let Some(message) = data.next().await {
+            decoder.decode(&message?)?;
+        }
+        Ok(futures::stream::empty().boxed())
+    }
+
+    async fn do_get(&self, _ctx: CallContext, ticket: Ticket) -> Result<FlightStream<FlightData>> {
+        Ok(futures::stream::iter([Ok(FlightData::metadata_only(ticket.ticket))]).boxed())
+    }
+}
+
+fn grpc_frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Sends one raw request body to `method` and returns (grpc-status, grpc-message).
+async fn raw_call(addr: &str, method: &str, body: Vec<u8>) -> (u16, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::post(format!(
+        "http://{addr}/arrow.flight.protocol.FlightService/{method}"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(Full::new(Bytes::from(body)))
+    .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let mut status = wire::status_from_headers(&parts.headers);
+    let collected = body.collect().await.unwrap();
+    if let Some(trailers) = collected.trailers() {
+        status = status.or_else(|| wire::status_from_headers(trailers));
+    }
+    match status.expect("every response carries a grpc-status") {
+        Ok(()) => (0, String::new()),
+        Err(err) => (wire::to_grpc_code(err.code()), err.message().to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
+    let registry = Registry::new().with(GrpcTransport);
+    let server = ServerBuilder::new(Sink, registry.clone())
+        .listen("grpc://127.0.0.1:0")
+        .start()
+        .await
+        .unwrap();
+    let addr = server.location().authority().unwrap();
+    let invalid = wire::to_grpc_code(FlightCode::InvalidArgument);
+
+    let valid_descriptor = polyflight_core::proto::FlightData {
+        flight_descriptor: Some(FlightDescriptor::new_path(["x"])),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut huge_body = vec![0xc2, 0x3e];
+    prost::encoding::encode_varint(1 << 40, &mut huge_body);
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "unknown method",
+            "NoSuchMethod",
+            grpc_frame(b""),
+            wire::to_grpc_code(FlightCode::Unimplemented),
+            "unknown gRPC method",
+        ),
+        (
+            "garbage protobuf",
+            "DoPut",
+            grpc_frame(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+            invalid,
+            "malformed",
+        ),
+        (
+            "huge declared message",
+            "DoPut",
+            vec![0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+            invalid,
+            "exceeds",
+        ),
+        (
+            "truncated message",
+            "DoPut",
+            vec![0, 0, 0, 0x10, 0, 1, 2, 3],
+            invalid,
+            "ended inside a gRPC message",
+        ),
+        (
+            "body longer than the message",
+            "DoPut",
+            grpc_frame(&huge_body),
+            invalid,
+            "data_body declares",
+        ),
+        (
+            "garbage IPC header",
+            "DoPut",
+            {
+                let mut m = valid_descriptor.clone();
+                m.extend(
+                    polyflight_core::proto::FlightData {
+                        data_header: Bytes::from_static(b"\x10\x00\x00\x00garbage!"),
+                        ..Default::default()
+                    }
+                    .encode_to_vec(),
+                );
+                grpc_frame(&m)
+            },
+            invalid,
+            "",
+        ),
+        (
+            "compressed flag without grpc-encoding",
+            "DoPut",
+            vec![1, 0, 0, 0, 0],
+            wire::to_grpc_code(FlightCode::Unimplemented),
+            "compressed",
+        ),
+        (
+            "bad ticket",
+            "DoGet",
+            grpc_frame(&[0x0a, 0x7f]),
+            invalid,
+            "malformed Ticket",
+        ),
+        ("no request message", "DoGet", vec![], invalid, "no Ticket"),
+    ];
+    for (name, method, body, code, needle) in cases {
+        let (got, message) = raw_call(&addr, method, body).await;
+        assert_eq!(got, code, "{name}: {message}");
+        assert!(
+            message.contains(needle),
+            "{name}: {message:?} lacks {needle:?}"
+        );
+    }
+
+    // A well-behaved client is still served.
+    let client = FlightClient::connect_with(registry, server.location().uri())
+        .await
+        .unwrap();
+    let mut stream = client
+        .do_get_data(Ticket::new(Bytes::from_static(b"still here")))
+        .await
+        .unwrap()
+        .body;
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.app_metadata.as_ref(), b"still here");
+    server.shutdown().await.unwrap();
+}

@@ -1,0 +1,12 @@
+//! Shared test support: the test service, data generators, and the per-transport environment
+//! (server + client) that every conformance case runs in.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub mod data;
+pub mod env;
+pub mod service;
+
+pub use data::*;
+pub use env::*;
+pub use service::*;

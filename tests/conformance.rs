@@ -1,0 +1,686 @@
+//! The conformance suite: one body of cases, run over every transport. Each case is an async
+//! function of an [`Env`] (a running server with the test service, and a client); the macro at
+//! the bottom instantiates every case for every transport, so a new transport is one line.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use futures::{StreamExt, TryStreamExt};
+use polyflight::codec::{
+    DecodedPayload, EncodeOptions, FlightDataEncoder, FlightDataEncoderBuilder,
+};
+use polyflight::proto::{
+    close_session_result, session_option_value::OptionValue, Action, CancelStatus,
+    FlightDescriptor, FlightEndpoint, FlightInfo, SessionOptionValue, Ticket,
+};
+use polyflight::{CallOptions, FlightCode, FlightData, FlightError, FlightStream};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn ok_stream<T: Send + 'static>(items: Vec<T>) -> FlightStream<T> {
+    futures::stream::iter(items.into_iter().map(Ok)).boxed()
+}
+
+async fn put(env: &Env, path: &str, batches: Vec<arrow_array::RecordBatch>) -> usize {
+    let results: Vec<_> = env
+        .client
+        .do_put(
+            FlightDescriptor::new_path([path]),
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        )
+        .await
+        .expect("do_put starts")
+        .try_collect()
+        .await
+        .expect("do_put completes");
+    results.len()
+}
+
+async fn get(env: &Env, ticket: &str) -> Vec<arrow_array::RecordBatch> {
+    env.client
+        .do_get(Ticket::new(Bytes::copy_from_slice(ticket.as_bytes())))
+        .await
+        .expect("do_get starts")
+        .try_collect()
+        .await
+        .expect("do_get completes")
+}
+
+fn assert_code<T: std::fmt::Debug>(result: polyflight::Result<T>, code: FlightCode) -> FlightError {
+    let err = result.expect_err("call should fail");
+    assert_eq!(err.code(), code, "unexpected error: {err}");
+    err
+}
+
+pub mod cases {
+    use super::*;
+
+    pub async fn handshake(env: &Env) {
+        let response = env
+            .client
+            .handshake(Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
+        assert_eq!(response.body, vec![Bytes::from_static(b"hello")]);
+        assert_eq!(response.headers.get_str("x-handshake"), Some("yes"));
+        // Several messages each way.
+        let requests = (0..5u64)
+            .map(|i| polyflight::proto::HandshakeRequest {
+                protocol_version: i,
+                payload: Bytes::from(format!("m{i}")),
+            })
+            .collect();
+        let responses: Vec<_> = env
+            .client
+            .handshake_stream(ok_stream(requests))
+            .await
+            .unwrap()
+            .body
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(responses.len(), 5);
+        assert_eq!(responses[4].payload.as_ref(), b"m4");
+        assert_eq!(responses[4].protocol_version, 4);
+    }
+
+    pub async fn put_get_round_trip(env: &Env) {
+        let batches: Vec<_> = (0..3).map(|i| mixed_batch(100 + i, i as i64)).collect();
+        assert_eq!(
+            put(env, "mixed", batches.clone()).await,
+            3,
+            "one PutResult per batch"
+        );
+        let got = get(env, "mixed").await;
+        assert_eq!(
+            concat(&mixed_schema(), &got),
+            concat(&mixed_schema(), &batches)
+        );
+    }
+
+    pub async fn flight_info_schema_and_poll(env: &Env) {
+        put(env, "info", vec![mixed_batch(42, 1)]).await;
+        let descriptor = FlightDescriptor::new_path(["info"]);
+        let info = env
+            .client
+            .get_flight_info(descriptor.clone())
+            .await
+            .unwrap();
+        assert_eq!(info.total_records, 42);
+        assert_eq!(info.try_schema().unwrap(), *mixed_schema());
+        assert_eq!(info.flight_descriptor.as_ref(), Some(&descriptor));
+        assert_eq!(info.endpoint.len(), 1);
+        let schema = env.client.get_schema(descriptor.clone()).await.unwrap();
+        assert_eq!(*schema, *mixed_schema());
+        let poll = env
+            .client
+            .poll_flight_info(descriptor.clone())
+            .await
+            .unwrap();
+        assert_eq!(poll.progress, Some(1.0));
+        assert_eq!(poll.info.unwrap().total_records, 42);
+        // Reading the whole flight through its endpoints.
+        let batches: Vec<_> = env
+            .client
+            .read_flight(&info)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(concat(&mixed_schema(), &batches), mixed_batch(42, 1));
+        let missing = env
+            .client
+            .get_flight_info(FlightDescriptor::new_path(["nope"]))
+            .await;
+        assert_code(missing, FlightCode::NotFound);
+    }
+
+    pub async fn list_flights(env: &Env) {
+        for name in ["list-a", "list-b", "other"] {
+            put(env, name, vec![int64_batch(3, 1)]).await;
+        }
+        let all: Vec<FlightInfo> = env
+            .client
+            .list_flights(Bytes::new())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        let some: Vec<FlightInfo> = env
+            .client
+            .list_flights(Bytes::from_static(b"list-"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut paths: Vec<_> = some
+            .iter()
+            .map(|i| i.flight_descriptor.as_ref().unwrap().path.join("/"))
+            .collect();
+        paths.sort();
+        assert_eq!(paths, ["list-a", "list-b"]);
+    }
+
+    pub async fn many_batches(env: &Env) {
+        let batches: Vec<_> = (0..2000)
+            .map(|i| int64_batch(16, 3).slice(0, 1 + i % 16))
+            .collect();
+        put(env, "many", batches.clone()).await;
+        let got = get(env, "many").await;
+        assert_eq!(got.len(), batches.len());
+        assert_eq!(
+            concat(&int64_schema(3), &got),
+            concat(&int64_schema(3), &batches)
+        );
+    }
+
+    pub async fn large_batch(env: &Env) {
+        // 64 MiB and a bit, in a single batch and — on the way up — a single message, as Arrow C++
+        // peers send it.
+        let batch = int64_batch(8 * 1024 * 1024 + 3, 1);
+        let mut encoder = FlightDataEncoder::new(EncodeOptions {
+            max_message_size: usize::MAX,
+            ..Default::default()
+        });
+        let mut messages = vec![encoder
+            .encode_schema(&batch.schema())
+            .unwrap()
+            .with_descriptor(FlightDescriptor::new_path(["large"]))];
+        messages.extend(encoder.encode_batch(&batch).unwrap());
+        assert_eq!(messages.len(), 2, "one schema and one batch message");
+        assert!(messages[1].data_body.len() >= 64 * 1024 * 1024);
+        let acks: Vec<_> = env
+            .client
+            .do_put_data(ok_stream(messages))
+            .await
+            .unwrap()
+            .body
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(acks.len(), 1);
+        let got = get(env, "large").await;
+        assert_eq!(concat(&batch.schema(), &got), batch);
+    }
+
+    pub async fn dictionaries(env: &Env) {
+        let batches = vec![
+            dict_batch(50, &["red", "green"]),
+            dict_batch(60, &["cat", "dog", "mouse"]),
+            dict_batch(10, &["red", "green"]),
+        ];
+        put(env, "dict", batches.clone()).await;
+        let got = get(env, "dict").await;
+        assert_eq!(got.len(), 3);
+        for (a, b) in got.iter().zip(&batches) {
+            assert_eq!(a, b);
+        }
+    }
+
+    pub async fn empty_stream(env: &Env) {
+        env.service
+            .store
+            .insert(
+                FlightDescriptor::new_path(["empty"]),
+                mixed_schema(),
+                vec![],
+            )
+            .unwrap();
+        let mut stream = env
+            .client
+            .do_get(Ticket::new(Bytes::from_static(b"empty")))
+            .await
+            .unwrap();
+        assert!(stream.try_next().await.unwrap().is_none());
+        assert_eq!(
+            stream.schema().map(|s| (**s).clone()),
+            Some((*mixed_schema()).clone())
+        );
+        // A zero-row batch is data too.
+        put(env, "zero-rows", vec![mixed_batch(0, 0)]).await;
+        let got = get(env, "zero-rows").await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].num_rows(), 0);
+    }
+
+    pub async fn exchange_with_metadata(env: &Env) {
+        let batch = mixed_batch(20, 3);
+        let mut encoder = FlightDataEncoder::new(EncodeOptions::default());
+        let mut messages = vec![FlightData::descriptor_only(FlightDescriptor::new_cmd(
+            &b"echo"[..],
+        ))];
+        messages.push(encoder.encode_schema(&batch.schema()).unwrap());
+        messages.push(FlightData::metadata_only(&b"first"[..]));
+        let mut data = encoder.encode_batch(&batch).unwrap();
+        data[0].app_metadata = Bytes::from_static(b"with-batch");
+        messages.extend(data);
+        messages.push(FlightData::metadata_only(&b"last"[..]));
+        let response = env
+            .client
+            .do_exchange_data(ok_stream(messages))
+            .await
+            .unwrap();
+        let mut stream = polyflight::codec::FlightRecordBatchStream::new(response.body);
+        let mut seen = Vec::new();
+        while let Some(message) = stream.next_message().await {
+            let message = message.unwrap();
+            let kind = match &message.payload {
+                DecodedPayload::None => "meta",
+                DecodedPayload::Schema(_) => "schema",
+                DecodedPayload::RecordBatch(b) => {
+                    assert_eq!(b, &batch);
+                    "batch"
+                }
+                DecodedPayload::DictionaryBatch => "dict",
+            };
+            seen.push((
+                kind,
+                String::from_utf8_lossy(&message.app_metadata).into_owned(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("schema", String::new()),
+                ("meta", "first".into()),
+                ("batch", "with-batch".into()),
+                ("meta", "last".into())
+            ]
+        );
+        // The record-batch level API echoes batches too.
+        let echoed: Vec<_> = env
+            .client
+            .do_exchange(
+                FlightDescriptor::new_cmd(&b"echo"[..]),
+                futures::stream::iter([Ok(batch.clone()), Ok(batch.clone())]),
+            )
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(echoed, vec![batch.clone(), batch]);
+    }
+
+    pub async fn errors_carry_code_message_and_extra_info(env: &Env) {
+        for code in FlightCode::ALL.into_iter().skip(1) {
+            let n = code.as_u8();
+            let err = assert_code(
+                env.client
+                    .do_get(Ticket::new(Bytes::from(format!("error:{n}"))))
+                    .await
+                    .map(|_| ()),
+                code,
+            );
+            assert!(err.message().contains("ünïcode, 100% sure"), "{err}");
+            assert_eq!(err.extra_info().as_ref(), EXTRA_INFO, "{code}");
+            let err = assert_code(
+                env.client
+                    .get_flight_info(FlightDescriptor::new_cmd(Bytes::from(format!("error:{n}"))))
+                    .await,
+                code,
+            );
+            assert_eq!(err.extra_info().as_ref(), EXTRA_INFO);
+            let err = assert_code(
+                env.client
+                    .do_action(Action {
+                        r#type: "error".into(),
+                        body: Bytes::from(n.to_string()),
+                    })
+                    .await
+                    .map(|_| ()),
+                code,
+            )
+            .clone();
+            assert_eq!(err.extra_info().as_ref(), EXTRA_INFO);
+        }
+        // An error in the middle of a stream, after data.
+        let mut stream = env
+            .client
+            .do_get(Ticket::new(Bytes::from_static(b"mid-error")))
+            .await
+            .unwrap();
+        assert_eq!(stream.try_next().await.unwrap().unwrap().num_rows(), 10);
+        let err = stream.try_next().await.unwrap_err();
+        assert_eq!(err.code(), FlightCode::NotFound);
+        assert_eq!(err.extra_info().as_ref(), EXTRA_INFO);
+        // Unknown action, and DoPut without a descriptor.
+        assert_code(
+            env.client
+                .do_action(Action {
+                    r#type: "no-such-action".into(),
+                    body: Bytes::new(),
+                })
+                .await
+                .map(|_| ()),
+            FlightCode::Unimplemented,
+        );
+        let no_descriptor =
+            FlightDataEncoderBuilder::new().build(futures::stream::iter([Ok(int64_batch(1, 1))]));
+        let result = env.client.do_put_data(no_descriptor.boxed()).await;
+        let outcome = match result {
+            Ok(r) => r.body.try_collect::<Vec<_>>().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert_code(outcome, FlightCode::InvalidArgument);
+    }
+
+    pub async fn headers_both_ways(env: &Env) {
+        let client = env.client.with_call_options(
+            CallOptions::new()
+                .header("x-test", "value-1")
+                .header("x-bin-bin", &b"\x00\x01\xfe"[..]),
+        );
+        let lines: Vec<Bytes> = client
+            .do_action(Action {
+                r#type: "echo-headers".into(),
+                body: Bytes::new(),
+            })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(
+            lines.contains(&Bytes::from_static(b"x-test=value-1")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&Bytes::from_static(b"x-bin-bin=\x00\x01\xfe")),
+            "{lines:?}"
+        );
+        // Response headers come back with the response.
+        let response = env
+            .client
+            .with_call_options(CallOptions::new().header("x-test", "echo-me"))
+            .handshake(Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(response.headers.get_str("x-handshake"), Some("yes"));
+    }
+
+    pub async fn concurrent_calls(env: &Env) {
+        let batches: Vec<_> = (0..20).map(|i| mixed_batch(500, i)).collect();
+        put(env, "shared", batches.clone()).await;
+        let expected = concat(&mixed_schema(), &batches);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let client = env.client.clone();
+                tokio::spawn(async move {
+                    let got: Vec<_> = client
+                        .do_get(Ticket::new(Bytes::from_static(b"shared")))
+                        .await?
+                        .try_collect()
+                        .await?;
+                    Ok::<_, FlightError>(got)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let got = task.await.unwrap().unwrap();
+            assert_eq!(concat(&mixed_schema(), &got), expected);
+        }
+    }
+
+    pub async fn timeout(env: &Env) {
+        let started = Instant::now();
+        let result = env
+            .client
+            .with_call_options(CallOptions::new().timeout(Duration::from_millis(300)))
+            .do_action(Action {
+                r#type: "sleep".into(),
+                body: Bytes::from_static(b"10000"),
+            })
+            .await;
+        let outcome = match result {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert_code(outcome, FlightCode::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        // The server saw the deadline and its handler was cancelled.
+        wait_for(|| env.service.observed.cancelled.load(Ordering::SeqCst) >= 1).await;
+        assert!(env.service.observed.saw_deadline.load(Ordering::SeqCst) >= 1);
+        // A streaming call times out mid-stream.
+        let mut stream = env
+            .client
+            .with_call_options(CallOptions::new().timeout(Duration::from_millis(500)))
+            .do_get(Ticket::new(Bytes::from_static(b"slow:50")))
+            .await
+            .unwrap();
+        let mut rows = 0;
+        let err = loop {
+            match stream.try_next().await {
+                Ok(Some(batch)) => rows += batch.num_rows(),
+                Ok(None) => panic!("slow stream ended before its deadline"),
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.code(), FlightCode::TimedOut, "{err}");
+        assert!(rows > 0);
+    }
+
+    pub async fn cancellation(env: &Env) {
+        let token = tokio_util::sync::CancellationToken::new();
+        let mut stream = env
+            .client
+            .with_call_options(CallOptions::new().cancel_token(token.clone()))
+            .do_get(Ticket::new(Bytes::from_static(b"slow:20")))
+            .await
+            .unwrap();
+        assert!(stream.try_next().await.unwrap().is_some());
+        token.cancel();
+        let err = stream.try_next().await.unwrap_err();
+        assert_eq!(err.code(), FlightCode::Cancelled);
+        wait_for(|| env.service.observed.cancelled.load(Ordering::SeqCst) >= 1).await;
+        // Dropping a stream cancels too.
+        let before = env.service.observed.cancelled.load(Ordering::SeqCst);
+        let mut stream = env
+            .client
+            .do_get(Ticket::new(Bytes::from_static(b"slow:20")))
+            .await
+            .unwrap();
+        assert!(stream.try_next().await.unwrap().is_some());
+        drop(stream);
+        wait_for(|| env.service.observed.cancelled.load(Ordering::SeqCst) > before).await;
+    }
+
+    pub async fn standard_actions(env: &Env) {
+        let types: Vec<String> = env
+            .client
+            .list_actions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.r#type)
+            .collect();
+        for t in [
+            "CancelFlightInfo",
+            "RenewFlightEndpoint",
+            "SetSessionOptions",
+            "GetSessionOptions",
+            "CloseSession",
+        ] {
+            assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
+        }
+        let cancel = env
+            .client
+            .cancel_flight_info(FlightInfo::new())
+            .await
+            .unwrap();
+        assert_eq!(cancel.status, CancelStatus::NotCancellable as i32);
+        let renewed = env
+            .client
+            .renew_flight_endpoint(FlightEndpoint::new(Ticket::new(Bytes::from_static(b"t"))))
+            .await
+            .unwrap();
+        assert!(renewed.expiration_time.is_some());
+        assert_eq!(renewed.ticket.unwrap().ticket.as_ref(), b"t");
+        let mut options = HashMap::new();
+        options.insert(
+            "catalog".to_string(),
+            SessionOptionValue {
+                option_value: Some(OptionValue::StringValue("main".into())),
+            },
+        );
+        options.insert(
+            "limit".to_string(),
+            SessionOptionValue {
+                option_value: Some(OptionValue::Int64Value(7)),
+            },
+        );
+        options.insert(
+            String::new(),
+            SessionOptionValue {
+                option_value: Some(OptionValue::BoolValue(true)),
+            },
+        );
+        let set = env.client.set_session_options(options).await.unwrap();
+        assert_eq!(set.errors.len(), 1, "the empty name is refused");
+        let got = env.client.get_session_options().await.unwrap();
+        assert_eq!(got.session_options.len(), 2);
+        assert_eq!(
+            got.session_options["limit"].option_value,
+            Some(OptionValue::Int64Value(7))
+        );
+        let closed = env.client.close_session().await.unwrap();
+        assert_eq!(closed.status, close_session_result::Status::Closed as i32);
+        assert!(env
+            .client
+            .get_session_options()
+            .await
+            .unwrap()
+            .session_options
+            .is_empty());
+    }
+
+    pub async fn bad_flight_data_is_invalid_argument(env: &Env) {
+        let descriptor = FlightDescriptor::new_path(["bad"]);
+        let schema_message = FlightDataEncoder::new(EncodeOptions::default())
+            .encode_schema(&int64_schema(1))
+            .unwrap();
+        let mut batch_messages = FlightDataEncoder::new(EncodeOptions::default());
+        batch_messages.encode_schema(&int64_schema(1)).unwrap();
+        let good_batch = batch_messages
+            .encode_batch(&int64_batch(100, 1))
+            .unwrap()
+            .remove(0);
+        let mut short_body = good_batch.clone();
+        short_body.data_body =
+            polyflight::DataBody::from(good_batch.data_body.to_contiguous().slice(..8));
+        let cases: Vec<(&str, Vec<FlightData>)> = vec![
+            (
+                "garbage header",
+                vec![FlightData {
+                    data_header: Bytes::from_static(b"\x01\x02garbage"),
+                    ..Default::default()
+                }],
+            ),
+            ("batch before schema", vec![good_batch.clone()]),
+            (
+                "body shorter than declared",
+                vec![schema_message.clone(), short_body],
+            ),
+        ];
+        for (name, mut messages) in cases {
+            messages[0].flight_descriptor = Some(descriptor.clone());
+            let outcome = match env.client.do_put_data(ok_stream(messages)).await {
+                Ok(r) => r.body.try_collect::<Vec<_>>().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            let err = outcome.expect_err(name);
+            assert_eq!(err.code(), FlightCode::InvalidArgument, "{name}: {err}");
+        }
+        // The server still serves.
+        put(env, "after-bad", vec![int64_batch(5, 1)]).await;
+        assert_eq!(get(env, "after-bad").await[0].num_rows(), 5);
+    }
+
+    pub async fn peer_info(env: &Env) {
+        let lines: Vec<Bytes> = env
+            .client
+            .do_action(Action {
+                r#type: "peer".into(),
+                body: Bytes::new(),
+            })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&lines[0]).into_owned();
+        assert!(
+            !text.contains("address=-"),
+            "transport reported no peer address: {text}"
+        );
+    }
+}
+
+async fn wait_for(condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "condition not reached in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+macro_rules! cases_for_transport {
+    ($transport:expr; ($($case:ident),* $(,)?)) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let env = super::Env::start($transport).await;
+                super::cases::$case(&env).await;
+                env.stop().await;
+            }
+        )*
+    };
+}
+
+macro_rules! conformance {
+    ($($module:ident => $transport:expr),* $(,)? ; $cases:tt) => {
+        $(
+            mod $module {
+                cases_for_transport!($transport; $cases);
+            }
+        )*
+    };
+}
+
+conformance! {
+    grpc => "grpc",
+    grpc_tcp => "grpc+tcp",
+    grpc_ipv6 => "grpc-ipv6";
+    (
+        handshake,
+        put_get_round_trip,
+        flight_info_schema_and_poll,
+        list_flights,
+        many_batches,
+        large_batch,
+        dictionaries,
+        empty_stream,
+        exchange_with_metadata,
+        errors_carry_code_message_and_extra_info,
+        headers_both_ways,
+        concurrent_calls,
+        timeout,
+        cancellation,
+        standard_actions,
+        bad_flight_data_is_invalid_argument,
+        peer_info,
+    )
+}

@@ -1,0 +1,84 @@
+//! `cargo xtask`: the project's own tooling. Every set-up step a fresh machine needs lives here,
+//! so the README's commands work with nothing but the Rust toolchain installed.
+//!
+//! - `cargo xtask deps`     install the system packages the build needs (UCX: autotools, clang)
+//! - `cargo xtask codegen`  regenerate the checked-in protobuf code from `proto/` (`--check`: fail if stale)
+//! - `cargo xtask test`     everything CI runs: format, lint, codegen check, the whole test suite
+//! - `cargo xtask ci`       the same as `test`
+
+mod codegen;
+mod deps;
+mod venv;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((cmd, rest)) => (cmd.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match cmd {
+        "deps" => deps::ensure_build_deps(),
+        "codegen" => codegen::run(rest.iter().any(|a| a == "--check")),
+        "test" | "ci" => test(rest),
+        "interop-venv" => {
+            venv::ensure_interop_venv().map(|python| println!("{}", python.display()))
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <deps|codegen [--check]|test|ci>");
+            if cmd == "help" {
+                Ok(())
+            } else {
+                bail!("unknown xtask command `{cmd}`")
+            }
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs `program args…` in the workspace root, failing with the command line when it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    deps::ensure_build_deps()?;
+    run("cargo", &["fmt", "--all", "--check"])?;
+    codegen::run(true)?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The pyarrow interop tests run their Python peers with this interpreter.
+    let python = venv::ensure_interop_venv()?;
+    std::env::set_var("POLYFLIGHT_PYTHON", &python);
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)
+}

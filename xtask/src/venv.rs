@@ -1,0 +1,142 @@
+//! The Python environment the pyarrow interop tests run their peers in: `<workspace>/.venv-interop`,
+//! a plain `python3 -m venv` with a pinned pyarrow.
+//!
+//! Creating it takes a minute (pyarrow is a large wheel), so it is done once: a stamp file inside
+//! the venv records the requirements it was built with, and a later call with the same
+//! requirements and a working interpreter returns at once. Changing [`REQUIREMENTS`] rebuilds it.
+//!
+//! The tests find the interpreter through `POLYFLIGHT_PYTHON` (which `cargo xtask test` sets to
+//! the venv's `bin/python`) or, failing that, at `.venv-interop/bin/python`.
+
+use crate::deps;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What the interop peers need, pinned so every machine tests against the same Arrow C++.
+/// pyarrow bundles gRPC C++, so nothing else is required.
+pub const REQUIREMENTS: &[&str] = &["pyarrow==26.0.1"];
+
+/// Directory name of the venv under the workspace root.
+pub const VENV_DIR: &str = ".venv-interop";
+
+/// Name of the file inside the venv that records the requirements it was built with.
+const STAMP_FILE: &str = "polyflight-requirements.txt";
+
+/// The venv's directory.
+pub fn venv_dir() -> PathBuf {
+    crate::workspace_root().join(VENV_DIR)
+}
+
+/// The venv's interpreter.
+pub fn venv_python(venv: &Path) -> PathBuf {
+    venv.join("bin").join("python")
+}
+
+/// The stamp contents for the current requirements (one per line, trailing newline).
+fn stamp_contents() -> String {
+    let mut contents = REQUIREMENTS.join("\n");
+    contents.push('\n');
+    contents
+}
+
+/// True when `python` runs and can import pyarrow's Flight module.
+fn imports_pyarrow_flight(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import pyarrow.flight"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Runs `python3 -m venv <dir>`, returning its combined output on failure.
+fn create_venv(venv: &Path) -> Result<std::result::Result<(), String>> {
+    let output = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(venv)
+        .output()
+        .context("starting python3 (is Python 3 installed?)")?;
+    if output.status.success() {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )))
+}
+
+/// Makes sure `<workspace>/.venv-interop` exists with [`REQUIREMENTS`] installed and returns the
+/// path of its interpreter. Quick (one interpreter start) when the venv is already up to date.
+pub fn ensure_interop_venv() -> Result<PathBuf> {
+    let venv = venv_dir();
+    let python = venv_python(&venv);
+    let stamp = venv.join(STAMP_FILE);
+    let wanted = stamp_contents();
+
+    let stamped = std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted);
+    if stamped && imports_pyarrow_flight(&python) {
+        return Ok(python);
+    }
+
+    if !python.exists() {
+        // A half-made venv (e.g. `venv` failed before pip was in place) would make pip fail
+        // below with a confusing message: start over.
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv)
+                .with_context(|| format!("removing incomplete {}", venv.display()))?;
+        }
+        eprintln!("xtask: creating {}", venv.display());
+        if let Err(first) = create_venv(&venv)? {
+            // Debian and Ubuntu ship `venv`/`ensurepip` separately from python3.
+            if !(first.contains("ensurepip") || first.contains("No module named venv")) {
+                bail!("`python3 -m venv {}` failed:\n{first}", venv.display());
+            }
+            eprintln!("xtask: python3 cannot create venvs here; installing python3-venv");
+            deps::ensure_packages(&["python3-venv"])?;
+            if venv.exists() {
+                std::fs::remove_dir_all(&venv)
+                    .with_context(|| format!("removing incomplete {}", venv.display()))?;
+            }
+            if let Err(second) = create_venv(&venv)? {
+                bail!("`python3 -m venv {}` failed:\n{second}", venv.display());
+            }
+        }
+    }
+
+    eprintln!(
+        "xtask: installing {} into {}",
+        REQUIREMENTS.join(" "),
+        venv.display()
+    );
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(REQUIREMENTS)
+        .status()
+        .with_context(|| format!("starting {}", python.display()))?;
+    if !status.success() {
+        bail!(
+            "`{} -m pip install {}` failed with {status}",
+            python.display(),
+            REQUIREMENTS.join(" ")
+        );
+    }
+    if !imports_pyarrow_flight(&python) {
+        bail!(
+            "{} cannot `import pyarrow.flight` after installing {}",
+            python.display(),
+            REQUIREMENTS.join(" ")
+        );
+    }
+    std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(python)
+}
