@@ -663,7 +663,7 @@ macro_rules! conformance {
 conformance! {
     grpc => "grpc",
     grpc_tcp => "grpc+tcp",
-    grpc_ipv6 => "grpc-ipv6";
+    grpc_ipv6 => "grpc/ipv6";
     (
         handshake,
         put_get_round_trip,

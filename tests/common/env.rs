@@ -1,9 +1,10 @@
-//! A server running the [`TestService`] on one transport, and a client connected to it. The
-//! transport is named by a short key; adding a transport to the suite is adding a key here and a
-//! line in `tests/conformance.rs`.
+//! A server running the [`TestService`] on one transport, and a client connected to it. A
+//! transport is named by its URI scheme and set up through its factory's loopback endpoint, so
+//! adding a transport to the suite is one line in `tests/conformance.rs`; a few variants
+//! (IPv6, …) are named here.
 
 use super::service::TestService;
-use polyflight::{FlightClient, Server};
+use polyflight::{FlightClient, LoopbackEndpoint, Scheme, Server};
 
 /// A running test server and a client for it.
 pub struct Env {
@@ -11,31 +12,47 @@ pub struct Env {
     pub client: FlightClient,
     pub service: TestService,
     pub transport: &'static str,
+    endpoint: LoopbackEndpoint,
+}
+
+/// The loopback endpoint for a test transport name.
+pub fn endpoint_for(transport: &str) -> LoopbackEndpoint {
+    let registry = polyflight::default_registry();
+    let (scheme, variant) = transport.split_once('/').unwrap_or((transport, ""));
+    let scheme = Scheme::parse(scheme).unwrap_or_else(|| panic!("unknown scheme in {transport}"));
+    let factory = registry.factory_for(scheme).expect("transport registered");
+    let mut endpoint = factory
+        .loopback_endpoint(scheme)
+        .expect("loopback endpoint");
+    match variant {
+        "" => {}
+        "ipv6" => endpoint.listen_uri = endpoint.listen_uri.replace("127.0.0.1", "[::1]"),
+        other => panic!("unknown variant {other} of {transport}"),
+    }
+    endpoint
 }
 
 impl Env {
-    /// Starts the test service on `transport` and connects a client.
+    /// Starts the test service on `transport` (a scheme, optionally `/variant`) and connects a
+    /// client.
     pub async fn start(transport: &'static str) -> Env {
         let service = TestService::default();
-        let listen = match transport {
-            "grpc" => "grpc://127.0.0.1:0".to_string(),
-            "grpc+tcp" => "grpc+tcp://127.0.0.1:0".to_string(),
-            "grpc-ipv6" => "grpc://[::1]:0".to_string(),
-            other => panic!("unknown test transport {other}"),
-        };
+        let endpoint = endpoint_for(transport);
         let server = polyflight::server(service.clone())
-            .listen(listen)
+            .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone())
             .start()
             .await
             .expect("server starts");
-        let client = polyflight::connect(server.location().uri())
-            .await
-            .expect("client connects");
+        let client =
+            polyflight::connect_with_options(server.location().uri(), endpoint.connect.clone())
+                .await
+                .expect("client connects");
         Env {
             server: Some(server),
             client,
             service,
             transport,
+            endpoint,
         }
     }
 
@@ -44,5 +61,6 @@ impl Env {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+        self.endpoint.cleanup();
     }
 }

@@ -40,5 +40,5 @@ pub use server::{Dispatcher, Server, ServerBuilder};
 pub use service::FlightService;
 pub use transport::{
     CallMetadata, ClientTransport, ConnectOptions, Extensions, FlightMethod, FlightStream,
-    IncomingCall, ListenOptions, Listener, Response, TransportFactory,
+    IncomingCall, ListenOptions, Listener, LoopbackEndpoint, Response, TransportFactory,
 };

@@ -252,6 +252,55 @@ pub trait TransportFactory: Send + Sync + 'static {
         dispatcher: Dispatcher,
         options: &ListenOptions,
     ) -> Result<Box<dyn Listener>>;
+
+    /// A self-contained endpoint of this transport on this machine — where to listen and the
+    /// options both sides need (a TLS transport mints its certificates, a Unix-socket transport
+    /// picks a fresh socket path) — so tests, demos and benchmarks can run every registered
+    /// transport without knowing it. The default serves host:port schemes on 127.0.0.1 with
+    /// default options.
+    fn loopback_endpoint(&self, scheme: Scheme) -> Result<LoopbackEndpoint> {
+        match scheme {
+            Scheme::Grpc | Scheme::GrpcTcp | Scheme::GrpcTls | Scheme::Ucx => {
+                Ok(LoopbackEndpoint {
+                    listen_uri: format!("{scheme}://127.0.0.1:0"),
+                    listen: ListenOptions::default(),
+                    connect: ConnectOptions::default(),
+                    cleanup: Vec::new(),
+                })
+            }
+            other => Err(crate::FlightError::unimplemented(format!(
+                "{} has no loopback endpoint for {other}",
+                self.name()
+            ))),
+        }
+    }
+}
+
+/// A local endpoint of a transport: see [`TransportFactory::loopback_endpoint`].
+#[derive(Debug)]
+pub struct LoopbackEndpoint {
+    /// The URI to listen on (port 0 where the transport has ports).
+    pub listen_uri: String,
+    /// Options for the listener.
+    pub listen: ListenOptions,
+    /// Options for clients connecting to it.
+    pub connect: ConnectOptions,
+    /// Files or folders the endpoint created (certificates, socket directories), removed by
+    /// [`LoopbackEndpoint::cleanup`].
+    pub cleanup: Vec<std::path::PathBuf>,
+}
+
+impl LoopbackEndpoint {
+    /// Removes what the endpoint created on disk.
+    pub fn cleanup(&self) {
+        for path in &self.cleanup {
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        }
+    }
 }
 
 /// Typed, per-backend settings carried through the transport-neutral API (for example a TLS
