@@ -606,6 +606,54 @@ pub mod cases {
         assert_eq!(get(env, "after-bad").await[0].num_rows(), 5);
     }
 
+    pub async fn read_flight_endpoints(env: &Env) {
+        let parts: Vec<_> = (0..4).map(|i| mixed_batch(50 + i, i as i64)).collect();
+        for (i, batch) in parts.iter().enumerate() {
+            put(env, &format!("part-{i}"), vec![batch.clone()]).await;
+        }
+        let here = env.server.as_ref().unwrap().location().clone();
+        let ticket = |i: usize| Ticket::new(Bytes::from(format!("part-{i}")));
+        let info = FlightInfo::new()
+            .with_schema(&mixed_schema())
+            .with_ordered(true)
+            // No location: the same service.
+            .with_endpoint(FlightEndpoint::new(ticket(0)))
+            // The reuse-connection URI.
+            .with_endpoint(
+                FlightEndpoint::new(ticket(1))
+                    .with_location_uri("arrow-flight-reuse-connection://?"),
+            )
+            // An explicit location: fetched over a pooled connection.
+            .with_endpoint(FlightEndpoint::new(ticket(2)).with_location(&here))
+            // An unreachable location first: the next one is tried.
+            .with_endpoint(
+                FlightEndpoint::new(ticket(3))
+                    .with_location_uri("grpc://127.0.0.1:1")
+                    .with_location(&here),
+            );
+        let got: Vec<_> = env
+            .client
+            .read_flight(&info)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(got, parts, "endpoints read in order");
+        // An endpoint that fails fails the read.
+        let bad = FlightInfo::new().with_endpoint(FlightEndpoint::new(Ticket::new(
+            Bytes::from_static(b"error:5"),
+        )));
+        let result = env
+            .client
+            .read_flight(&bad)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await;
+        assert_code(result, FlightCode::NotFound);
+    }
+
     pub async fn peer_info(env: &Env) {
         let lines: Vec<Bytes> = env
             .client
@@ -681,6 +729,7 @@ conformance! {
         cancellation,
         standard_actions,
         bad_flight_data_is_invalid_argument,
+        read_flight_endpoints,
         peer_info,
     )
 }

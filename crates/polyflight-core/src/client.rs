@@ -609,26 +609,65 @@ impl FlightClient {
         Ok(client)
     }
 
-    /// Reads every endpoint of `info`: all endpoints are fetched in parallel (each from its own
-    /// location, connections pooled per location); batches come endpoint by endpoint, in
-    /// endpoint order, so an `ordered` FlightInfo keeps its order.
+    /// Reads every endpoint of `info`. Endpoints are fetched in parallel — each by a task of
+    /// its own, from its own location over a connection pooled per location — while batches
+    /// are returned endpoint by endpoint, in endpoint order, so an `ordered` FlightInfo keeps
+    /// its order. Each endpoint buffers at most a few batches ahead of the reader, so a slow
+    /// reader applies back-pressure instead of growing memory. Dropping the stream cancels
+    /// every endpoint's call.
     pub async fn read_flight(&self, info: &FlightInfo) -> Result<FlightStream<RecordBatch>> {
-        let mut streams = Vec::with_capacity(info.endpoint.len());
+        const AHEAD: usize = 4;
+        let mut receivers = Vec::with_capacity(info.endpoint.len());
         for endpoint in info.endpoint.clone() {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(AHEAD);
             let client = self.clone();
-            streams.push(async move {
-                let ticket = endpoint.ticket.clone().ok_or_else(|| {
-                    FlightError::invalid_argument("FlightEndpoint without a ticket")
-                })?;
-                let endpoint_client = client.client_for_endpoint(&endpoint).await?;
-                endpoint_client.do_get(ticket).await
+            tokio::spawn(async move {
+                let opened = async {
+                    let ticket = endpoint.ticket.clone().ok_or_else(|| {
+                        FlightError::invalid_argument("FlightEndpoint without a ticket")
+                    })?;
+                    client
+                        .client_for_endpoint(&endpoint)
+                        .await?
+                        .do_get(ticket)
+                        .await
+                };
+                let mut batches = match opened.await {
+                    Ok(batches) => batches,
+                    Err(err) => {
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        // The reader went away: stop, which cancels the call.
+                        () = tx.closed() => return,
+                        item = batches.next() => match item {
+                            Some(item) => {
+                                let failed = item.is_err();
+                                if tx.send(item).await.is_err() || failed {
+                                    return;
+                                }
+                            }
+                            None => return,
+                        },
+                    }
+                }
             });
+            receivers.push(tokio_stream_from(rx));
         }
-        // Start every DoGet at once; each stream buffers only what its transport's flow control
-        // allows, so waiting on the first endpoint does not grow memory without bound.
-        let opened = futures::future::try_join_all(streams).await?;
-        Ok(Box::pin(futures::stream::iter(opened).flatten()))
+        Ok(Box::pin(futures::stream::iter(receivers).flatten()))
     }
+}
+
+/// A receiver as a stream (without a dependency on tokio-stream for one adapter).
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> futures::stream::BoxStream<'static, T> {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 impl std::fmt::Debug for FlightClient {
