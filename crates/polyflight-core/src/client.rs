@@ -22,7 +22,10 @@ use crate::proto::{
     SetSessionOptionsResult, Ticket,
 };
 use crate::registry::Registry;
-use crate::transport::{CallMetadata, ClientTransport, ConnectOptions, FlightStream, Response};
+use crate::middleware::ClientMiddleware;
+use crate::transport::{
+    CallMetadata, ClientTransport, ConnectOptions, FlightMethod, FlightStream, Response, Trailers,
+};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
@@ -43,6 +46,12 @@ pub struct CallOptions {
     pub headers: Headers,
     /// How long the whole call may take, including reading a response stream to its end.
     pub timeout: Option<Duration>,
+    /// Fails a streaming call with `TIMED_OUT` when no response message arrives for this long
+    /// (a stalled stream), however long the whole call may take.
+    pub progress_timeout: Option<Duration>,
+    /// Rejects an outgoing FlightData larger than this (IPC header + body bytes) before it is
+    /// sent, failing the call with `INVALID_ARGUMENT`.
+    pub max_write_size: Option<usize>,
     /// Cancels the call when triggered.
     pub cancel: Option<CancellationToken>,
 }
@@ -65,6 +74,18 @@ impl CallOptions {
         self
     }
 
+    /// Sets the progress timeout.
+    pub fn progress_timeout(mut self, timeout: Duration) -> Self {
+        self.progress_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the write size limit.
+    pub fn max_write_size(mut self, bytes: usize) -> Self {
+        self.max_write_size = Some(bytes);
+        self
+    }
+
     /// Sets a cancellation token.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
@@ -78,16 +99,24 @@ impl CallOptions {
         CallOptions {
             headers,
             timeout: other.timeout.or(self.timeout),
+            progress_timeout: other.progress_timeout.or(self.progress_timeout),
+            max_write_size: other.max_write_size.or(self.max_write_size),
             cancel: other.cancel.clone().or_else(|| self.cancel.clone()),
         }
     }
 }
 
-/// Deadline and cancellation of one call in progress.
+type Middleware = Arc<[Arc<dyn ClientMiddleware>]>;
+
+/// One call in progress: its deadline, cancellation, progress timeout and middleware. Ends
+/// exactly once, reporting the final status to middleware (in reverse order).
 struct CallControl {
+    method: FlightMethod,
     deadline: Option<Instant>,
     cancel: Option<CancellationToken>,
-    method: &'static str,
+    progress_timeout: Option<Duration>,
+    middleware: Middleware,
+    ended: bool,
 }
 
 impl CallControl {
@@ -121,25 +150,91 @@ impl CallControl {
         FlightError::cancelled(format!("{} was cancelled by the client", self.method))
     }
 
-    /// Wraps a response stream so that it, too, ends at the deadline or on cancellation.
-    fn stream<T: Send + 'static>(self, inner: FlightStream<T>) -> FlightStream<T> {
-        if self.deadline.is_none() && self.cancel.is_none() {
-            return inner;
+    fn stalled(&self, after: Duration) -> FlightError {
+        FlightError::timed_out(format!(
+            "{}: no message for {:.1} s (progress timeout)",
+            self.method,
+            after.as_secs_f64()
+        ))
+    }
+
+    fn received_headers(&self, headers: &Headers) {
+        for m in self.middleware.iter() {
+            m.received_headers(self.method, headers);
         }
-        Box::pin(ControlledStream {
-            sleep: self.deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            cancelled: self.cancel.clone().map(|t| Box::pin(t.cancelled_owned())),
-            inner: Some(inner),
-            control: self,
-        })
+    }
+
+    fn end(&mut self, status: std::result::Result<(), FlightError>, trailers: &Trailers) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let trailers = trailers.get();
+        for m in self.middleware.iter().rev() {
+            m.call_ended(self.method, &status, &trailers);
+        }
+    }
+
+    /// A unary call: the response message.
+    async fn unary<T>(mut self, call: impl Future<Output = Result<Response<T>>>) -> Result<T> {
+        match self.run(call).await {
+            Ok(response) => {
+                self.received_headers(&response.headers);
+                self.end(Ok(()), &response.trailers);
+                Ok(response.body)
+            }
+            Err(err) => {
+                self.end(Err(err.clone()), &Trailers::default());
+                Err(err)
+            }
+        }
+    }
+
+    /// A streaming call: the response with its stream under the call's control.
+    async fn streaming<T: Send + 'static>(
+        mut self,
+        call: impl Future<Output = Result<Response<FlightStream<T>>>>,
+    ) -> Result<Response<FlightStream<T>>> {
+        match self.run(call).await {
+            Ok(response) => {
+                self.received_headers(&response.headers);
+                let trailers = response.trailers.clone();
+                Ok(response.map(|body| {
+                    Box::pin(ControlledStream {
+                        sleep: self.deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                        stall: self
+                            .progress_timeout
+                            .map(|t| Box::pin(tokio::time::sleep(t))),
+                        cancelled: self.cancel.clone().map(|t| Box::pin(t.cancelled_owned())),
+                        inner: Some(body),
+                        trailers,
+                        control: self,
+                    }) as FlightStream<T>
+                }))
+            }
+            Err(err) => {
+                self.end(Err(err.clone()), &Trailers::default());
+                Err(err)
+            }
+        }
     }
 }
 
 struct ControlledStream<T> {
     inner: Option<FlightStream<T>>,
     sleep: Option<Pin<Box<Sleep>>>,
+    stall: Option<Pin<Box<Sleep>>>,
     cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    trailers: Trailers,
     control: CallControl,
+}
+
+impl<T> ControlledStream<T> {
+    fn fail(&mut self, err: FlightError) -> Poll<Option<Result<T>>> {
+        self.inner = None;
+        self.control.end(Err(err.clone()), &self.trailers);
+        Poll::Ready(Some(Err(err)))
+    }
 }
 
 impl<T> Stream for ControlledStream<T> {
@@ -150,28 +245,75 @@ impl<T> Stream for ControlledStream<T> {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if this
-            .cancelled
-            .as_mut()
-            .is_some_and(|c| c.as_mut().poll(cx).is_ready())
-        {
-            this.inner = None;
-            return Poll::Ready(Some(Err(this.control.cancelled())));
+        if this.cancelled.as_mut().is_some_and(|c| c.as_mut().poll(cx).is_ready()) {
+            let err = this.control.cancelled();
+            return this.fail(err);
         }
-        if this
-            .sleep
-            .as_mut()
-            .is_some_and(|s| s.as_mut().poll(cx).is_ready())
-        {
-            this.inner = None;
-            return Poll::Ready(Some(Err(this.control.timed_out())));
+        if this.sleep.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready()) {
+            let err = this.control.timed_out();
+            return this.fail(err);
         }
-        let item = inner.as_mut().poll_next(cx);
-        if matches!(item, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            this.inner = None;
+        match inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(item))) => {
+                if let (Some(stall), Some(after)) =
+                    (this.stall.as_mut(), this.control.progress_timeout)
+                {
+                    stall.as_mut().reset(Instant::now() + after);
+                }
+                Poll::Ready(Some(Ok(item)))
+            }
+            Poll::Ready(Some(Err(err))) => this.fail(err),
+            Poll::Ready(None) => {
+                this.inner = None;
+                this.control.end(Ok(()), &this.trailers);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if let (Some(stall), Some(after)) =
+                    (this.stall.as_mut(), this.control.progress_timeout)
+                {
+                    if stall.as_mut().poll(cx).is_ready() {
+                        let err = this.control.stalled(after);
+                        return this.fail(err);
+                    }
+                }
+                Poll::Pending
+            }
         }
-        item
     }
+}
+
+impl<T> Drop for ControlledStream<T> {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            self.control.end(
+                Err(FlightError::cancelled(
+                    "the response stream was dropped before its end",
+                )),
+                &self.trailers,
+            );
+        }
+    }
+}
+
+/// Fails the call before sending a message over the write size limit.
+fn limit_writes(data: FlightStream<FlightData>, limit: Option<usize>) -> FlightStream<FlightData> {
+    let Some(limit) = limit else {
+        return data;
+    };
+    Box::pin(data.map(move |item| {
+        item.and_then(|message| {
+            let size = message.data_len();
+            if size > limit {
+                Err(FlightError::invalid_argument(format!(
+                    "a FlightData of {size} bytes exceeds the client's write size limit of \
+                     {limit} bytes; split the batch or raise the limit"
+                )))
+            } else {
+                Ok(message)
+            }
+        })
+    }))
 }
 
 /// Remembers the first error of an outgoing stream supplied by the application, so that when
@@ -232,6 +374,7 @@ struct Inner {
 pub struct FlightClient {
     inner: Arc<Inner>,
     options: CallOptions,
+    middleware: Middleware,
 }
 
 impl FlightClient {
@@ -267,6 +410,7 @@ impl FlightClient {
                 pool: Mutex::new(HashMap::new()),
             }),
             options: CallOptions::default(),
+            middleware: Arc::new([]),
         }
     }
 
@@ -286,6 +430,19 @@ impl FlightClient {
         FlightClient {
             inner: self.inner.clone(),
             options: self.options.merged(&options),
+            middleware: self.middleware.clone(),
+        }
+    }
+
+    /// A client sharing this one's connection whose calls also run `middleware` (after the
+    /// middleware this client already has).
+    pub fn with_middleware(&self, middleware: impl ClientMiddleware) -> FlightClient {
+        let mut all: Vec<Arc<dyn ClientMiddleware>> = self.middleware.iter().cloned().collect();
+        all.push(Arc::new(middleware));
+        FlightClient {
+            inner: self.inner.clone(),
+            options: self.options.clone(),
+            middleware: all.into(),
         }
     }
 
@@ -294,34 +451,24 @@ impl FlightClient {
         &self.options
     }
 
-    fn begin(&self, method: &'static str) -> (CallMetadata, CallControl) {
+    fn begin(&self, method: FlightMethod) -> (CallMetadata, CallControl) {
+        let mut headers = self.options.headers.clone();
+        for m in self.middleware.iter() {
+            m.call_started(method, &mut headers);
+        }
         let meta = CallMetadata {
-            headers: self.options.headers.clone(),
+            headers,
             timeout: self.options.timeout,
         };
         let control = CallControl {
+            method,
             deadline: self.options.timeout.map(|t| Instant::now() + t),
             cancel: self.options.cancel.clone(),
-            method,
+            progress_timeout: self.options.progress_timeout,
+            middleware: self.middleware.clone(),
+            ended: false,
         };
         (meta, control)
-    }
-
-    async fn unary<T, F>(&self, method: &'static str, call: F) -> Result<T>
-    where
-        F: Future<Output = Result<Response<T>>>,
-    {
-        let (_, control) = self.begin(method);
-        control.run(call).await.map(|r| r.body)
-    }
-
-    async fn streaming<T: Send + 'static>(
-        &self,
-        control: CallControl,
-        call: impl Future<Output = Result<Response<FlightStream<T>>>>,
-    ) -> Result<Response<FlightStream<T>>> {
-        let response = control.run(call).await?;
-        Ok(response.map(|body| control.stream(body)))
     }
 
     // ---- raw Flight RPCs -----------------------------------------------------------------------
@@ -331,8 +478,8 @@ impl FlightClient {
         &self,
         requests: FlightStream<HandshakeRequest>,
     ) -> Result<Response<FlightStream<HandshakeResponse>>> {
-        let (meta, control) = self.begin("Handshake");
-        self.streaming(control, self.inner.transport.handshake(meta, requests))
+        let (meta, control) = self.begin(FlightMethod::Handshake);
+        control.streaming(self.inner.transport.handshake(meta, requests))
             .await
     }
 
@@ -345,10 +492,12 @@ impl FlightClient {
         let response = self
             .handshake_stream(Box::pin(futures::stream::iter([Ok(request)])))
             .await?;
+        let trailers = response.trailers.clone();
         let payloads = response.body.map_ok(|r| r.payload).try_collect().await?;
         Ok(Response {
             headers: response.headers,
             body: payloads,
+            trailers,
         })
     }
 
@@ -357,50 +506,37 @@ impl FlightClient {
         &self,
         expression: impl Into<Bytes>,
     ) -> Result<FlightStream<FlightInfo>> {
-        let (meta, control) = self.begin("ListFlights");
+        let (meta, control) = self.begin(FlightMethod::ListFlights);
         let criteria = Criteria {
             expression: expression.into(),
         };
         let call = self.inner.transport.list_flights(meta, criteria);
-        Ok(self.streaming(control, call).await?.body)
+        Ok(control.streaming(call).await?.body)
     }
 
     /// `GetFlightInfo`.
     pub async fn get_flight_info(&self, descriptor: FlightDescriptor) -> Result<FlightInfo> {
-        let (meta, _) = self.begin("GetFlightInfo");
-        self.unary(
-            "GetFlightInfo",
-            self.inner.transport.get_flight_info(meta, descriptor),
-        )
-        .await
+        let (meta, control) = self.begin(FlightMethod::GetFlightInfo);
+        control.unary(self.inner.transport.get_flight_info(meta, descriptor)).await
     }
 
     /// `PollFlightInfo`.
     pub async fn poll_flight_info(&self, descriptor: FlightDescriptor) -> Result<PollInfo> {
-        let (meta, _) = self.begin("PollFlightInfo");
-        self.unary(
-            "PollFlightInfo",
-            self.inner.transport.poll_flight_info(meta, descriptor),
-        )
-        .await
+        let (meta, control) = self.begin(FlightMethod::PollFlightInfo);
+        control.unary(self.inner.transport.poll_flight_info(meta, descriptor)).await
     }
 
     /// `GetSchema`, decoded.
     pub async fn get_schema(&self, descriptor: FlightDescriptor) -> Result<SchemaRef> {
-        let (meta, _) = self.begin("GetSchema");
-        let result = self
-            .unary(
-                "GetSchema",
-                self.inner.transport.get_schema(meta, descriptor),
-            )
-            .await?;
+        let (meta, control) = self.begin(FlightMethod::GetSchema);
+        let result = control.unary(self.inner.transport.get_schema(meta, descriptor)).await?;
         Ok(Arc::new(crate::codec::decode_schema(&result.schema)?))
     }
 
     /// `DoGet` as raw FlightData.
     pub async fn do_get_data(&self, ticket: Ticket) -> Result<Response<FlightStream<FlightData>>> {
-        let (meta, control) = self.begin("DoGet");
-        self.streaming(control, self.inner.transport.do_get(meta, ticket))
+        let (meta, control) = self.begin(FlightMethod::DoGet);
+        control.streaming(self.inner.transport.do_get(meta, ticket))
             .await
     }
 
@@ -415,10 +551,11 @@ impl FlightClient {
         &self,
         data: FlightStream<FlightData>,
     ) -> Result<Response<FlightStream<PutResult>>> {
-        let (meta, control) = self.begin("DoPut");
+        let (meta, control) = self.begin(FlightMethod::DoPut);
         let upload = UploadError::default();
+        let data = limit_writes(data, self.options.max_write_size);
         let call = self.inner.transport.do_put(meta, upload.watch(data));
-        let response = match self.streaming(control, call).await {
+        let response = match control.streaming(call).await {
             Ok(response) => response,
             Err(err) => return Err(upload.take().unwrap_or(err)),
         };
@@ -444,10 +581,11 @@ impl FlightClient {
         &self,
         data: FlightStream<FlightData>,
     ) -> Result<Response<FlightStream<FlightData>>> {
-        let (meta, control) = self.begin("DoExchange");
+        let (meta, control) = self.begin(FlightMethod::DoExchange);
         let upload = UploadError::default();
+        let data = limit_writes(data, self.options.max_write_size);
         let call = self.inner.transport.do_exchange(meta, upload.watch(data));
-        let response = match self.streaming(control, call).await {
+        let response = match control.streaming(call).await {
             Ok(response) => response,
             Err(err) => return Err(upload.take().unwrap_or(err)),
         };
@@ -471,20 +609,93 @@ impl FlightClient {
 
     /// `DoAction`; returns the result bodies as they come.
     pub async fn do_action(&self, action: Action) -> Result<FlightStream<Bytes>> {
-        let (meta, control) = self.begin("DoAction");
+        let (meta, control) = self.begin(FlightMethod::DoAction);
         let call = self.inner.transport.do_action(meta, action);
-        let response = self.streaming(control, call).await?;
+        let response = control.streaming(call).await?;
         Ok(Box::pin(response.body.map_ok(|r| r.body)))
     }
 
     /// `ListActions`.
     pub async fn list_actions(&self) -> Result<Vec<ActionType>> {
-        let (meta, control) = self.begin("ListActions");
+        let (meta, control) = self.begin(FlightMethod::ListActions);
         let call = self.inner.transport.list_actions(meta, Empty {});
-        self.streaming(control, call)
+        control.streaming(call)
             .await?
             .body
             .try_collect()
+            .await
+    }
+
+    // ---- authentication -----------------------------------------------------------------------
+
+    /// Basic → Bearer authentication (pyarrow's `authenticate_basic_token`): a Handshake with
+    /// `authorization: Basic base64(user:password)`; returns a client (sharing this connection)
+    /// that sends the `authorization: Bearer …` header the server answered with on every call.
+    pub async fn authenticate_basic(&self, user: &str, password: &str) -> Result<FlightClient> {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let response = self
+            .with_call_options(CallOptions::new().header(
+                crate::auth::AUTHORIZATION_HEADER,
+                format!("Basic {credentials}"),
+            ))
+            .handshake(Bytes::new())
+            .await?;
+        let bearer = response
+            .headers
+            .get_str(crate::auth::AUTHORIZATION_HEADER)
+            .filter(|v| crate::auth::parse_bearer(v).is_some())
+            .ok_or_else(|| {
+                FlightError::unauthenticated(
+                    "the server answered Basic credentials without a Bearer token",
+                )
+            })?
+            .to_string();
+        Ok(self.with_call_options(
+            CallOptions::new().header(crate::auth::AUTHORIZATION_HEADER, bearer),
+        ))
+    }
+
+    /// Handshake-token authentication (pyarrow's `authenticate(handler)`): sends `payloads` in
+    /// one Handshake; the last response payload is the token, which the returned client (sharing
+    /// this connection) sends on every call in `auth-token-bin`.
+    pub async fn authenticate_handshake(&self, payloads: Vec<Bytes>) -> Result<FlightClient> {
+        let requests = payloads
+            .into_iter()
+            .map(|payload| {
+                Ok(HandshakeRequest {
+                    protocol_version: 0,
+                    payload,
+                })
+            })
+            .collect::<Vec<_>>();
+        let response = self
+            .handshake_stream(Box::pin(futures::stream::iter(requests)))
+            .await?;
+        let responses: Vec<HandshakeResponse> = response.body.try_collect().await?;
+        let token = responses
+            .last()
+            .map(|r| r.payload.clone())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| FlightError::unauthenticated("the handshake returned no token"))?;
+        Ok(self.with_call_options(
+            CallOptions::new().header(crate::auth::AUTH_TOKEN_HEADER, token),
+        ))
+    }
+
+    /// [`FlightClient::authenticate_handshake`] with a serialized `BasicAuth` payload (Arrow's
+    /// `auth:basic_proto` convention).
+    pub async fn authenticate_basic_proto(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<FlightClient> {
+        let payload = crate::proto::BasicAuth {
+            username: user.to_string(),
+            password: password.to_string(),
+        };
+        self.authenticate_handshake(vec![prost::Message::encode_to_vec(&payload).into()])
             .await
     }
 

@@ -77,6 +77,7 @@ struct Inner {
     cancel: CancellationToken,
     identity: Mutex<Option<String>>,
     response_headers: Mutex<Headers>,
+    trailers: crate::transport::Trailers,
 }
 
 /// The context of one incoming call. Cheap to clone; clones share state, so a handler can move
@@ -103,6 +104,7 @@ impl CallContext {
                 cancel: CancellationToken::new(),
                 identity: Mutex::new(None),
                 response_headers: Mutex::new(Headers::new()),
+                trailers: crate::transport::Trailers::default(),
             }),
         }
     }
@@ -173,6 +175,19 @@ impl CallContext {
             .lock()
             .map(|g| g.clone())
             .unwrap_or_default()
+    }
+
+    /// Adds a response trailer, sent after the last response message (gRPC trailers; the UCX
+    /// status frame).
+    pub fn append_response_trailer(&self, key: impl AsRef<str>, value: impl Into<Bytes>) {
+        self.inner
+            .trailers
+            .extend(Headers::new().with(key, value));
+    }
+
+    /// The trailers of this call, shared with the transport that sends them.
+    pub fn response_trailers(&self) -> crate::transport::Trailers {
+        self.inner.trailers.clone()
     }
 
     pub(crate) fn cancel(&self) {

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod context;
@@ -21,6 +22,7 @@ pub mod data;
 pub mod error;
 pub mod headers;
 pub mod location;
+pub mod middleware;
 pub mod proto;
 pub mod registry;
 pub mod server;
@@ -35,10 +37,12 @@ pub use data::{DataBody, FlightData};
 pub use error::{FlightCode, FlightError, Result};
 pub use headers::Headers;
 pub use location::{Location, Scheme};
+pub use middleware::{ClientMiddleware, ServerMiddleware};
+pub use auth::{BasicAuthenticator, ServerAuthHandler};
 pub use registry::Registry;
 pub use server::{Dispatcher, Server, ServerBuilder};
 pub use service::FlightService;
 pub use transport::{
     CallMetadata, ClientTransport, ConnectOptions, Extensions, FlightMethod, FlightStream,
-    IncomingCall, ListenOptions, Listener, LoopbackEndpoint, Response, TransportFactory,
+    IncomingCall, ListenOptions, Listener, LoopbackEndpoint, Response, Trailers, TransportFactory,
 };

@@ -5,9 +5,11 @@
 //! it builds the [`CallContext`], enforces the call's deadline (`TIMED_OUT`), turns a peer that
 //! went away into cancellation of the handler, and logs each call in a `tracing` span.
 
+use crate::auth::ServerAuthHandler;
 use crate::context::CallContext;
+use crate::middleware::ServerMiddleware;
 use crate::data::FlightData;
-use crate::error::{FlightCode, FlightError, Result};
+use crate::error::{FlightError, Result};
 use crate::location::Location;
 use crate::proto::{
     Action, ActionType, Criteria, FlightDescriptor, FlightInfo, HandshakeRequest,
@@ -15,7 +17,9 @@ use crate::proto::{
 };
 use crate::registry::Registry;
 use crate::service::FlightService;
-use crate::transport::{FlightStream, IncomingCall, ListenOptions, Listener, Response};
+use crate::transport::{
+    FlightMethod, FlightStream, IncomingCall, ListenOptions, Listener, Response,
+};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
 use std::future::Future;
@@ -28,30 +32,69 @@ use tracing::Instrument;
 
 /// Routes incoming calls to a [`FlightService`]. Transports receive one when they listen and
 /// call the method matching each incoming RPC. Cheap to clone.
+///
+/// For every call, in this order: a [`CallContext`] is made; unless the call is a Handshake,
+/// the authenticator (if any) validates its credentials; server middleware sees it start (and
+/// may reject it); the handler runs under the call's deadline; middleware sees it end with its
+/// final status. Rejected calls never reach the service.
 #[derive(Clone)]
 pub struct Dispatcher {
-    service: Arc<dyn FlightService>,
+    inner: Arc<DispatchConfig>,
 }
 
-/// Cancels the call's context when dropped: when the transport drops the handler's future or
-/// response stream (the peer went away or cancelled), the handler sees `ctx.cancelled()`.
-struct CancelOnDrop(CallContext);
+struct DispatchConfig {
+    service: Arc<dyn FlightService>,
+    auth: Option<Arc<dyn ServerAuthHandler>>,
+    middleware: Vec<Arc<dyn ServerMiddleware>>,
+}
 
-impl Drop for CancelOnDrop {
+/// Ends the call exactly once: reports its status to middleware (in reverse order) and cancels
+/// its context. Dropped without an explicit end — the transport dropped the call because the
+/// peer went away — it reports `CANCELLED`.
+struct CallGuard {
+    ctx: CallContext,
+    middleware: Vec<Arc<dyn ServerMiddleware>>,
+    ended: bool,
+}
+
+impl CallGuard {
+    fn end(&mut self, status: std::result::Result<(), FlightError>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        for m in self.middleware.iter().rev() {
+            m.call_ended(&self.ctx, &status);
+        }
+        self.ctx.cancel();
+    }
+}
+
+impl Drop for CallGuard {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.end(Err(FlightError::cancelled("the call was abandoned by the client")));
     }
 }
 
 impl Dispatcher {
-    /// A dispatcher serving `service`.
+    /// A dispatcher serving `service` with no authentication and no middleware.
     pub fn new(service: Arc<dyn FlightService>) -> Self {
-        Dispatcher { service }
+        Self::with_config(service, None, Vec::new())
     }
 
-    fn start(&self, call: IncomingCall) -> CallContext {
-        let deadline = call.timeout.map(|t| Instant::now() + t);
-        CallContext::new(call.method, call.peer, call.headers, deadline)
+    /// A dispatcher with an authenticator and middleware.
+    pub fn with_config(
+        service: Arc<dyn FlightService>,
+        auth: Option<Arc<dyn ServerAuthHandler>>,
+        middleware: Vec<Arc<dyn ServerMiddleware>>,
+    ) -> Self {
+        Dispatcher {
+            inner: Arc::new(DispatchConfig {
+                service,
+                auth,
+                middleware,
+            }),
+        }
     }
 
     fn span(ctx: &CallContext) -> tracing::Span {
@@ -61,6 +104,31 @@ impl Dispatcher {
             peer = ctx.peer().address.as_deref().unwrap_or("-"),
             scheme = ctx.peer().scheme.map(|s| s.as_str()).unwrap_or("-"),
         )
+    }
+
+    /// Makes the context and runs authentication and middleware's `call_started`.
+    async fn start(&self, call: IncomingCall) -> (CallGuard, Result<()>) {
+        let deadline = call.timeout.map(|t| Instant::now() + t);
+        let ctx = CallContext::new(call.method, call.peer, call.headers, deadline);
+        let guard = CallGuard {
+            ctx: ctx.clone(),
+            middleware: self.inner.middleware.clone(),
+            ended: false,
+        };
+        let admitted = async {
+            if call.method != FlightMethod::Handshake {
+                if let Some(auth) = &self.inner.auth {
+                    let identity = auth.authenticate(&ctx).await?;
+                    ctx.set_identity(identity);
+                }
+            }
+            for m in &self.inner.middleware {
+                m.call_started(&ctx).await?;
+            }
+            Ok(())
+        }
+        .await;
+        (guard, admitted)
     }
 
     /// Runs the handler future under the call's deadline.
@@ -85,14 +153,21 @@ impl Dispatcher {
     where
         F: FnOnce(Arc<dyn FlightService>, CallContext) -> BoxFuture<'static, Result<T>>,
     {
-        let ctx = self.start(call);
-        let span = Self::span(&ctx);
-        let _guard = CancelOnDrop(ctx.clone());
-        let fut = handler(self.service.clone(), ctx.clone());
-        let body = Self::run(&ctx, fut).instrument(span).await?;
+        let (mut guard, admitted) = self.start(call).await;
+        let ctx = guard.ctx.clone();
+        let result = match admitted {
+            Ok(()) => {
+                let fut = handler(self.inner.service.clone(), ctx.clone());
+                Self::run(&ctx, fut).instrument(Self::span(&ctx)).await
+            }
+            Err(err) => Err(err),
+        };
+        guard.end(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        let body = result?;
         Ok(Response {
             headers: ctx.response_headers(),
             body,
+            trailers: ctx.response_trailers(),
         })
     }
 
@@ -108,31 +183,51 @@ impl Dispatcher {
             CallContext,
         ) -> BoxFuture<'static, Result<FlightStream<T>>>,
     {
-        let ctx = self.start(call);
-        let span = Self::span(&ctx);
-        let guard = CancelOnDrop(ctx.clone());
-        let fut = handler(self.service.clone(), ctx.clone());
-        let stream = Self::run(&ctx, fut).instrument(span).await?;
+        let (mut guard, admitted) = self.start(call).await;
+        let ctx = guard.ctx.clone();
+        let opened = match admitted {
+            Ok(()) => {
+                let fut = handler(self.inner.service.clone(), ctx.clone());
+                Self::run(&ctx, fut).instrument(Self::span(&ctx)).await
+            }
+            Err(err) => Err(err),
+        };
+        let stream = match opened {
+            Ok(stream) => stream,
+            Err(err) => {
+                guard.end(Err(err.clone()));
+                return Err(err);
+            }
+        };
         let headers = ctx.response_headers();
-        let deadline = ctx
-            .deadline()
-            .map(|d| Box::pin(tokio::time::sleep_until(d)));
+        let deadline = ctx.deadline().map(|d| Box::pin(tokio::time::sleep_until(d)));
         let body: FlightStream<T> = Box::pin(CallStream {
             inner: Some(stream),
             deadline,
             guard,
         });
-        Ok(Response { headers, body })
+        Ok(Response {
+            headers,
+            body,
+            trailers: ctx.response_trailers(),
+        })
     }
 
-    /// Serves `Handshake`.
+    /// Serves `Handshake` (with the authenticator when there is one, else the service).
     pub async fn handshake(
         &self,
         call: IncomingCall,
         requests: FlightStream<HandshakeRequest>,
     ) -> Result<Response<FlightStream<HandshakeResponse>>> {
+        let auth = self.inner.auth.clone();
         self.streaming(call, move |s, ctx| {
-            async move { s.handshake(ctx, requests).await }.boxed()
+            async move {
+                match auth {
+                    Some(auth) => auth.handshake(&ctx, requests).await,
+                    None => s.handshake(ctx, requests).await,
+                }
+            }
+            .boxed()
         })
         .await
     }
@@ -247,16 +342,19 @@ impl Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Dispatcher")
+        f.debug_struct("Dispatcher")
+            .field("auth", &self.inner.auth.is_some())
+            .field("middleware", &self.inner.middleware.len())
+            .finish()
     }
 }
 
-/// A handler's response stream under the call's deadline. The stream ends after its first error;
-/// dropping it (peer gone) cancels the call's context.
+/// A handler's response stream under the call's deadline. The stream ends after its first
+/// error; its end (or its drop, when the peer went away) ends the call.
 struct CallStream<T> {
     inner: Option<FlightStream<T>>,
     deadline: Option<Pin<Box<Sleep>>>,
-    guard: CancelOnDrop,
+    guard: CallGuard,
 }
 
 impl<T> Stream for CallStream<T> {
@@ -270,23 +368,23 @@ impl<T> Stream for CallStream<T> {
         if let Some(deadline) = this.deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {
                 this.inner = None;
-                this.guard.0.cancel();
-                return Poll::Ready(Some(Err(FlightError::timed_out(format!(
+                let err = FlightError::timed_out(format!(
                     "{} exceeded its deadline",
-                    this.guard.0.method()
-                )))));
+                    this.guard.ctx.method()
+                ));
+                this.guard.end(Err(err.clone()));
+                return Poll::Ready(Some(Err(err)));
             }
         }
         match inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Err(err))) => {
                 this.inner = None;
-                if err.code() == FlightCode::Cancelled {
-                    this.guard.0.cancel();
-                }
+                this.guard.end(Err(err.clone()));
                 Poll::Ready(Some(Err(err)))
             }
             Poll::Ready(None) => {
                 this.inner = None;
+                this.guard.end(Ok(()));
                 Poll::Ready(None)
             }
             other => other,
@@ -298,6 +396,8 @@ impl<T> Stream for CallStream<T> {
 /// listen on.
 pub struct ServerBuilder {
     service: Arc<dyn FlightService>,
+    auth: Option<Arc<dyn ServerAuthHandler>>,
+    middleware: Vec<Arc<dyn ServerMiddleware>>,
     registry: Registry,
     listens: Vec<(String, ListenOptions)>,
     grace: Duration,
@@ -313,10 +413,24 @@ impl ServerBuilder {
     pub fn from_arc(service: Arc<dyn FlightService>, registry: Registry) -> Self {
         ServerBuilder {
             service,
+            auth: None,
+            middleware: Vec::new(),
             registry,
             listens: Vec::new(),
             grace: Duration::from_secs(5),
         }
+    }
+
+    /// Authenticates every call with `auth` (Handshake goes to it instead of the service).
+    pub fn auth(mut self, auth: Arc<dyn ServerAuthHandler>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Adds server middleware; several run in the order added.
+    pub fn middleware(mut self, middleware: impl ServerMiddleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
     }
 
     /// Listens on a URI (`grpc://0.0.0.0:8815`, `grpc+unix:///run/f.sock`, `ucx://host:0` …).
@@ -344,7 +458,7 @@ impl ServerBuilder {
                 "server has no listen URI: call listen(…) at least once",
             ));
         }
-        let dispatcher = Dispatcher::new(self.service);
+        let dispatcher = Dispatcher::with_config(self.service, self.auth, self.middleware);
         let mut listeners: Vec<Box<dyn Listener>> = Vec::new();
         for (uri, options) in &self.listens {
             let bound = async {

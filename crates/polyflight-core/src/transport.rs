@@ -124,13 +124,36 @@ pub struct CallMetadata {
     pub timeout: Option<Duration>,
 }
 
-/// A response with the headers the server sent ahead of it.
+/// Headers that travel after a response stream has ended (gRPC trailers; the status frame on
+/// UCX). Shared between the two ends of a layer: on the server the dispatcher fills it while the
+/// call runs and the transport sends what it holds when the stream ends; on the client the
+/// transport fills it when the trailers arrive, before its stream yields the end.
+#[derive(Debug, Clone, Default)]
+pub struct Trailers(std::sync::Arc<std::sync::Mutex<Headers>>);
+
+impl Trailers {
+    /// The trailers so far.
+    pub fn get(&self) -> Headers {
+        self.0.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Adds trailers.
+    pub fn extend(&self, headers: Headers) {
+        if let Ok(mut guard) = self.0.lock() {
+            guard.extend(headers);
+        }
+    }
+}
+
+/// A response with the headers the server sent ahead of it, and the trailers that follow it.
 #[derive(Debug)]
 pub struct Response<T> {
     /// Response headers (for gRPC: initial metadata).
     pub headers: Headers,
     /// The response message or stream.
     pub body: T,
+    /// Trailing headers, complete once a response stream has ended.
+    pub trailers: Trailers,
 }
 
 impl<T> Response<T> {
@@ -139,14 +162,25 @@ impl<T> Response<T> {
         Response {
             headers: Headers::new(),
             body,
+            trailers: Trailers::default(),
         }
     }
 
-    /// The same headers with another body.
+    /// A response with these headers.
+    pub fn with_headers(headers: Headers, body: T) -> Self {
+        Response {
+            headers,
+            body,
+            trailers: Trailers::default(),
+        }
+    }
+
+    /// The same headers and trailers with another body.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
         Response {
             headers: self.headers,
             body: f(self.body),
+            trailers: self.trailers,
         }
     }
 }

@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::BodyExt;
-use polyflight_core::{FlightError, Result};
+use polyflight_core::{FlightError, Result, Trailers};
 
 /// Error type of our outgoing bodies; an error aborts the HTTP/2 stream (RST_STREAM).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,36 +45,60 @@ pub fn frames(pieces: Vec<Bytes>) -> Vec<Bytes> {
 }
 
 /// A body that sends each encoded message of `messages`; when `with_trailers`, ends with status
-/// trailers (a response), else an `Err` item aborts the stream (a request: the server must not
-/// mistake it for a clean end).
-pub fn out_body(messages: BoxStream<'static, Result<Vec<Bytes>>>, with_trailers: bool) -> OutBody {
-    let frames =
-        futures::stream::unfold((messages, false), move |(mut messages, done)| async move {
+/// trailers plus `extra_trailers` (a response), else an `Err` item aborts the stream (a request:
+/// the server must not mistake it for a clean end).
+pub fn out_body(
+    messages: BoxStream<'static, Result<Vec<Bytes>>>,
+    with_trailers: bool,
+    extra_trailers: Option<Trailers>,
+) -> OutBody {
+    let frames = futures::stream::unfold((messages, false), move |(mut messages, done)| {
+        let extra = extra_trailers.clone();
+        async move {
             if done {
                 return None;
             }
             match messages.next().await {
                 Some(Ok(pieces)) => {
-                    let items: Vec<Result<Frame<Bytes>, BoxError>> = frames(pieces)
-                        .into_iter()
-                        .map(|b| Ok(Frame::data(b)))
-                        .collect();
+                    let items: Vec<Result<Frame<Bytes>, BoxError>> =
+                        frames(pieces).into_iter().map(|b| Ok(Frame::data(b))).collect();
                     Some((futures::stream::iter(items).boxed(), (messages, false)))
                 }
                 Some(Err(err)) if with_trailers => {
-                    let trailers = wire::status_headers(&Err(err));
+                    let trailers = final_trailers(&Err(err), extra.as_ref());
                     Some((single(Ok(Frame::trailers(trailers))), (messages, true)))
                 }
                 Some(Err(err)) => Some((single(Err(Box::new(err) as BoxError)), (messages, true))),
                 None if with_trailers => {
-                    let trailers = wire::status_headers(&Ok(()));
+                    let trailers = final_trailers(&Ok(()), extra.as_ref());
                     Some((single(Ok(Frame::trailers(trailers))), (messages, true)))
                 }
                 None => None,
             }
-        })
-        .flatten();
+        }
+    })
+    .flatten();
     http_body_util::StreamBody::new(frames.boxed())
+}
+
+/// The status trailers plus the application's own (which may not override the status keys).
+fn final_trailers(
+    status: &std::result::Result<(), FlightError>,
+    extra: Option<&Trailers>,
+) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    if let Some(extra) = extra {
+        if let Err(err) = wire::headers_to_http(&extra.get(), &mut map) {
+            tracing::warn!(error = %err, "dropping invalid response trailers");
+            map.clear();
+        }
+    }
+    for (key, value) in wire::status_headers(status) {
+        if let Some(key) = key {
+            map.insert(key, value);
+        }
+    }
+    map
 }
 
 fn single(
@@ -91,6 +115,7 @@ pub fn in_messages<B>(
     max_message_size: usize,
     expect_status: bool,
     on_error: fn(String) -> FlightError,
+    trailers_sink: Option<Trailers>,
 ) -> BoxStream<'static, Result<SegmentedBuf>>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -100,11 +125,13 @@ where
         body: B,
         decoder: MessageDecoder,
         done: bool,
+        trailers_sink: Option<Trailers>,
     }
     let state = State {
         body,
         decoder: MessageDecoder::new(max_message_size),
         done: false,
+        trailers_sink,
     };
     futures::stream::unfold(state, move |mut st| async move {
         loop {
@@ -125,10 +152,11 @@ where
                     Err(frame) => {
                         st.done = true;
                         let leftover = st.decoder.finish();
-                        let status = frame
-                            .into_trailers()
-                            .ok()
-                            .and_then(|t| wire::status_from_headers(&t));
+                        let trailers = frame.into_trailers().ok();
+                        if let (Some(sink), Some(trailers)) = (&st.trailers_sink, &trailers) {
+                            sink.extend(wire::headers_from_http(trailers));
+                        }
+                        let status = trailers.and_then(|t| wire::status_from_headers(&t));
                         let outcome = match (leftover, status) {
                             (Err(err), _) => Err(err),
                             (Ok(()), Some(result)) => result,

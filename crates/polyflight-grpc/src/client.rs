@@ -123,7 +123,7 @@ impl GrpcClient {
             method.as_str()
         );
         let mut request = Request::post(uri)
-            .body(body::out_body(requests, false))
+            .body(body::out_body(requests, false, None))
             .map_err(|e| FlightError::invalid_argument(format!("cannot build request: {e}")))?;
         let headers = request.headers_mut();
         headers.insert(
@@ -160,13 +160,18 @@ impl GrpcClient {
             status?;
             return Ok(Response::new(futures::stream::empty().boxed()));
         }
-        let messages =
-            body::in_messages(body, self.settings.max_decoding_message_size, true, |e| {
-                FlightError::unavailable(format!("the call's stream broke: {e}"))
-            });
+        let trailers = polyflight_core::Trailers::default();
+        let messages = body::in_messages(
+            body,
+            self.settings.max_decoding_message_size,
+            true,
+            |e| FlightError::unavailable(format!("the call's stream broke: {e}")),
+            Some(trailers.clone()),
+        );
         Ok(Response {
             headers: wire::headers_from_http(&parts.headers),
             body: messages,
+            trailers,
         })
     }
 
@@ -210,6 +215,7 @@ impl GrpcClient {
         Ok(Response {
             headers: response.headers,
             body: message,
+            trailers: response.trailers,
         })
     }
 

@@ -1,4 +1,5 @@
-//! polyflight-grpc: Flight over gRPC (HTTP/2) for polyflight: `grpc://` and `grpc+tcp://`.
+//! polyflight-grpc: Flight over gRPC (HTTP/2) for polyflight: `grpc://` and `grpc+tcp://`, and
+//! over TLS `grpc+tls://` (see [`tls`]).
 //!
 //! gRPC is spoken directly over hyper's HTTP/2 rather than through tonic's codec layer, because
 //! that layer copies every outgoing message into one buffer and reserves whatever length an
@@ -11,6 +12,7 @@
 pub mod body;
 pub mod client;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 use async_trait::async_trait;
@@ -23,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub use client::{Connector, GrpcClient};
 pub use server::{serve, Acceptor, BoxedIo, GrpcListener, Io};
+pub use tls::{ClientTlsConfig, GrpcTlsTransport, ServerTlsConfig};
 
 /// The gRPC path prefix of the Flight service.
 pub const SERVICE_PATH: &str = "/arrow.flight.protocol.FlightService";

@@ -162,7 +162,11 @@ fn flight_method(path: &str) -> Option<FlightMethod> {
 
 /// A response that is only headers: an error before any message (gRPC "trailers-only").
 fn trailers_only(err: FlightError) -> Response<OutBody> {
-    let mut response = Response::new(body::out_body(futures::stream::empty().boxed(), false));
+    let mut response = Response::new(body::out_body(
+        futures::stream::empty().boxed(),
+        false,
+        None,
+    ));
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
@@ -226,9 +230,13 @@ async fn handle(
         peer,
         timeout,
     };
-    let messages = body::in_messages(body, settings.max_decoding_message_size, false, |e| {
-        FlightError::cancelled(format!("the client aborted the call: {e}"))
-    });
+    let messages = body::in_messages(
+        body,
+        settings.max_decoding_message_size,
+        false,
+        |e| FlightError::cancelled(format!("the client aborted the call: {e}")),
+        None,
+    );
     let max = settings.max_encoding_message_size;
     let result: Result<FlightResponse<Encoded>> = async {
         use FlightMethod as M;
@@ -301,7 +309,11 @@ async fn handle(
     .await;
     match result {
         Ok(response) => {
-            let mut http_response = Response::new(body::out_body(response.body, true));
+            let mut http_response = Response::new(body::out_body(
+                response.body,
+                true,
+                Some(response.trailers),
+            ));
             let headers = http_response.headers_mut();
             headers.insert(
                 http::header::CONTENT_TYPE,

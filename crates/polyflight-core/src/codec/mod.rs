@@ -27,7 +27,9 @@ mod encode;
 mod stream;
 
 pub use decode::{decode_schema, DecodedPayload, FlightDataDecoder};
-pub use encode::{encode_schema, DictionaryHandling, EncodeOptions, FlightDataEncoder};
+pub use encode::{
+    encode_schema, DictionaryHandling, EncodeOptions, FlightDataEncoder, DEFAULT_MAX_MESSAGE_SIZE,
+};
 pub use stream::{
     DecodedMessage, EncoderInput, FlightDataEncoderBuilder, FlightDataEncoderStream,
     FlightRecordBatchStream,

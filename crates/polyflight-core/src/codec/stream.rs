@@ -5,7 +5,7 @@
 
 use super::{DecodedPayload, EncodeOptions, FlightDataDecoder, FlightDataEncoder};
 use crate::data::FlightData;
-use crate::error::Result;
+use crate::error::{FlightError, Result};
 use crate::proto::FlightDescriptor;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -155,10 +155,18 @@ impl FlightDataEncoderStream {
         Ok(())
     }
 
-    /// Ends the stream: no more input, and nothing more goes out after what is queued.
+    /// Ends the input: what is queued still goes out (and the descriptor, if nothing did).
     fn finish(&mut self) {
         self.input = None;
         self.pending_schema = None;
+    }
+
+    /// Ends the stream after an error: nothing more goes out.
+    fn fail(&mut self, err: FlightError) -> Poll<Option<Result<FlightData>>> {
+        self.finish();
+        self.queue.clear();
+        self.descriptor = None;
+        Poll::Ready(Some(Err(err)))
     }
 }
 
@@ -176,8 +184,7 @@ impl Stream for FlightDataEncoderStream {
             }
             if let Some(schema) = this.pending_schema.take() {
                 if let Err(err) = this.send_schema(&schema) {
-                    this.finish();
-                    return Poll::Ready(Some(Err(err)));
+                    return this.fail(err);
                 }
                 continue;
             }
@@ -191,15 +198,10 @@ impl Stream for FlightDataEncoderStream {
             };
             match ready!(input.poll_next_unpin(cx)) {
                 None => this.finish(),
-                Some(Err(err)) => {
-                    this.finish();
-                    return Poll::Ready(Some(Err(err)));
-                }
+                Some(Err(err)) => return this.fail(err),
                 Some(Ok(item)) => {
                     if let Err(err) = this.encode(item) {
-                        this.finish();
-                        this.queue.clear();
-                        return Poll::Ready(Some(Err(err)));
+                        return this.fail(err);
                     }
                 }
             }
@@ -310,7 +312,7 @@ impl Stream for FlightRecordBatchStream {
 mod tests {
     use super::*;
     use crate::codec::test_support::all_types_batch;
-    use crate::error::{FlightCode, FlightError};
+    use crate::error::FlightCode;
     use arrow_array::{ArrayRef, Int32Array};
     use futures::executor::block_on;
     use std::sync::Arc;
@@ -422,6 +424,13 @@ mod tests {
             messages[2].as_ref().unwrap_err().code(),
             FlightCode::Cancelled
         );
+
+        // Nothing follows an error, not even the descriptor.
+        let input = futures::stream::iter([Err(FlightError::cancelled("gone"))]);
+        let stream = FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(descriptor())
+            .build(input);
+        assert_eq!(collect(stream).len(), 1);
     }
 
     #[test]
