@@ -17,15 +17,15 @@ use polyflight::proto::{
 use polyflight::{CallOptions, FlightCode, FlightData, FlightError, FlightStream};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn ok_stream<T: Send + 'static>(items: Vec<T>) -> FlightStream<T> {
     futures::stream::iter(items.into_iter().map(Ok)).boxed()
 }
 
-async fn put(env: &Env, path: &str, batches: Vec<arrow_array::RecordBatch>) -> usize {
-    let results: Vec<_> = env
-        .client
+async fn put(client: &polyflight::FlightClient, path: &str, batches: Vec<arrow_array::RecordBatch>) -> usize {
+    let results: Vec<_> = client
         .do_put(
             FlightDescriptor::new_path([path]),
             futures::stream::iter(batches.into_iter().map(Ok)),
@@ -38,8 +38,8 @@ async fn put(env: &Env, path: &str, batches: Vec<arrow_array::RecordBatch>) -> u
     results.len()
 }
 
-async fn get(env: &Env, ticket: &str) -> Vec<arrow_array::RecordBatch> {
-    env.client
+async fn get(client: &polyflight::FlightClient, ticket: &str) -> Vec<arrow_array::RecordBatch> {
+    client
         .do_get(Ticket::new(Bytes::copy_from_slice(ticket.as_bytes())))
         .await
         .expect("do_get starts")
@@ -89,11 +89,11 @@ pub mod cases {
     pub async fn put_get_round_trip(env: &Env) {
         let batches: Vec<_> = (0..3).map(|i| mixed_batch(100 + i, i as i64)).collect();
         assert_eq!(
-            put(env, "mixed", batches.clone()).await,
+            put(&env.client, "mixed", batches.clone()).await,
             3,
             "one PutResult per batch"
         );
-        let got = get(env, "mixed").await;
+        let got = get(&env.client, "mixed").await;
         assert_eq!(
             concat(&mixed_schema(), &got),
             concat(&mixed_schema(), &batches)
@@ -101,7 +101,7 @@ pub mod cases {
     }
 
     pub async fn flight_info_schema_and_poll(env: &Env) {
-        put(env, "info", vec![mixed_batch(42, 1)]).await;
+        put(&env.client, "info", vec![mixed_batch(42, 1)]).await;
         let descriptor = FlightDescriptor::new_path(["info"]);
         let info = env
             .client
@@ -140,7 +140,7 @@ pub mod cases {
 
     pub async fn list_flights(env: &Env) {
         for name in ["list-a", "list-b", "other"] {
-            put(env, name, vec![int64_batch(3, 1)]).await;
+            put(&env.client, name, vec![int64_batch(3, 1)]).await;
         }
         let all: Vec<FlightInfo> = env
             .client
@@ -171,8 +171,8 @@ pub mod cases {
         let batches: Vec<_> = (0..2000)
             .map(|i| int64_batch(16, 3).slice(0, 1 + i % 16))
             .collect();
-        put(env, "many", batches.clone()).await;
-        let got = get(env, "many").await;
+        put(&env.client, "many", batches.clone()).await;
+        let got = get(&env.client, "many").await;
         assert_eq!(got.len(), batches.len());
         assert_eq!(
             concat(&int64_schema(3), &got),
@@ -205,7 +205,7 @@ pub mod cases {
             .await
             .unwrap();
         assert_eq!(acks.len(), 1);
-        let got = get(env, "large").await;
+        let got = get(&env.client, "large").await;
         assert_eq!(concat(&batch.schema(), &got), batch);
     }
 
@@ -215,8 +215,8 @@ pub mod cases {
             dict_batch(60, &["cat", "dog", "mouse"]),
             dict_batch(10, &["red", "green"]),
         ];
-        put(env, "dict", batches.clone()).await;
-        let got = get(env, "dict").await;
+        put(&env.client, "dict", batches.clone()).await;
+        let got = get(&env.client, "dict").await;
         assert_eq!(got.len(), 3);
         for (a, b) in got.iter().zip(&batches) {
             assert_eq!(a, b);
@@ -243,8 +243,8 @@ pub mod cases {
             Some((*mixed_schema()).clone())
         );
         // A zero-row batch is data too.
-        put(env, "zero-rows", vec![mixed_batch(0, 0)]).await;
-        let got = get(env, "zero-rows").await;
+        put(&env.client, "zero-rows", vec![mixed_batch(0, 0)]).await;
+        let got = get(&env.client, "zero-rows").await;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].num_rows(), 0);
     }
@@ -407,7 +407,7 @@ pub mod cases {
 
     pub async fn concurrent_calls(env: &Env) {
         let batches: Vec<_> = (0..20).map(|i| mixed_batch(500, i)).collect();
-        put(env, "shared", batches.clone()).await;
+        put(&env.client, "shared", batches.clone()).await;
         let expected = concat(&mixed_schema(), &batches);
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -602,14 +602,14 @@ pub mod cases {
             assert_eq!(err.code(), FlightCode::InvalidArgument, "{name}: {err}");
         }
         // The server still serves.
-        put(env, "after-bad", vec![int64_batch(5, 1)]).await;
-        assert_eq!(get(env, "after-bad").await[0].num_rows(), 5);
+        put(&env.client, "after-bad", vec![int64_batch(5, 1)]).await;
+        assert_eq!(get(&env.client, "after-bad").await[0].num_rows(), 5);
     }
 
     pub async fn read_flight_endpoints(env: &Env) {
         let parts: Vec<_> = (0..4).map(|i| mixed_batch(50 + i, i as i64)).collect();
         for (i, batch) in parts.iter().enumerate() {
-            put(env, &format!("part-{i}"), vec![batch.clone()]).await;
+            put(&env.client, &format!("part-{i}"), vec![batch.clone()]).await;
         }
         let here = env.server.as_ref().unwrap().location().clone();
         let ticket = |i: usize| Ticket::new(Bytes::from(format!("part-{i}")));
@@ -654,6 +654,127 @@ pub mod cases {
         assert_code(result, FlightCode::NotFound);
     }
 
+    pub async fn auth_basic_bearer(env: &Env) {
+        let secured = Env::start_with(env.transport, |b| {
+            b.auth(polyflight::BasicAuthenticator::with_users([("alice", "s3cret")]))
+        })
+        .await;
+        let whoami = Action { r#type: "whoami".into(), body: Bytes::new() };
+        // No credentials: rejected before the service.
+        let err = collect_action(&secured.client, whoami.clone()).await.unwrap_err();
+        assert_eq!(err.code(), FlightCode::Unauthenticated, "{err}");
+        assert_code(
+            secured.client.get_flight_info(FlightDescriptor::new_path(["x"])).await,
+            FlightCode::Unauthenticated,
+        );
+        // Wrong password.
+        let err = secured.client.authenticate_basic("alice", "wrong").await.unwrap_err();
+        assert_eq!(err.code(), FlightCode::Unauthenticated, "{err}");
+        // Basic -> Bearer, then the identity reaches the handler.
+        let alice = secured.client.authenticate_basic("alice", "s3cret").await.unwrap();
+        assert_eq!(collect_action(&alice, whoami.clone()).await.unwrap(), vec![Bytes::from_static(b"alice")]);
+        // A forged token is refused.
+        let forged = secured.client.with_call_options(CallOptions::new().header("authorization", "Bearer 00ff"));
+        assert_code(collect_action(&forged, whoami).await, FlightCode::Unauthenticated);
+        secured.stop().await;
+    }
+
+    pub async fn auth_handshake_token(env: &Env) {
+        let secured = Env::start_with(env.transport, |b| {
+            b.auth(polyflight::BasicAuthenticator::with_users([("bob", "pw")]))
+        })
+        .await;
+        let bob = secured.client.authenticate_basic_proto("bob", "pw").await.unwrap();
+        let whoami = Action { r#type: "whoami".into(), body: Bytes::new() };
+        assert_eq!(collect_action(&bob, whoami).await.unwrap(), vec![Bytes::from_static(b"bob")]);
+        assert!(bob.call_options().headers.get("auth-token-bin").is_some());
+        put(&bob, "bobs", vec![int64_batch(2, 1)]).await;
+        let err = secured.client.authenticate_basic_proto("bob", "nope").await.unwrap_err();
+        assert_eq!(err.code(), FlightCode::Unauthenticated);
+        secured.stop().await;
+    }
+
+    pub async fn middleware(env: &Env) {
+        let server_events = Arc::new(Mutex::new(Vec::new()));
+        let events = server_events.clone();
+        let secured = Env::start_with(env.transport, move |b| {
+            b.middleware(Recorder { events, name: "first" })
+                .middleware(Recorder { events: Arc::new(Mutex::new(Vec::new())), name: "second" })
+        })
+        .await;
+        let client_events = Arc::new(Mutex::new(Vec::new()));
+        let client = secured.client.with_middleware(ClientRecorder { events: client_events.clone() });
+        // Client middleware adds a header the handler sees; the server's middleware answers with a
+        // response header and a trailer that client middleware sees.
+        let lines = collect_action(&client, Action { r#type: "echo-headers".into(), body: Bytes::new() })
+            .await
+            .unwrap();
+        assert!(lines.contains(&Bytes::from_static(b"x-client-mw=1")), "{lines:?}");
+        put(&client, "mw-data", vec![int64_batch(3, 1)]).await;
+        assert_eq!(get(&client, "mw-data").await.len(), 1);
+        let events = client_events.lock().unwrap().clone();
+        assert!(events.contains(&"headers DoAction x-mw=first,second".to_string()), "{events:?}");
+        assert!(events.contains(&"end DoAction OK trailer=second,first".to_string()), "{events:?}");
+        // Errors reach both sides' middleware with their code.
+        let _ = collect_action(&client, Action { r#type: "error".into(), body: Bytes::from_static(b"5") }).await;
+        wait_for(|| server_events.lock().unwrap().iter().any(|e| e == "first end DoAction NOT_FOUND")).await;
+        assert!(client_events.lock().unwrap().iter().any(|e| e.starts_with("end DoAction NOT_FOUND")));
+        // Middleware can reject a call before the service sees it.
+        let rejected = client.with_call_options(CallOptions::new().header("x-reject", "please"));
+        let outcome = rejected
+            .do_put(FlightDescriptor::new_path(["never"]), futures::stream::iter([Ok(int64_batch(1, 1))]))
+            .await;
+        let outcome = match outcome {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert_code(outcome, FlightCode::Unauthorized);
+        assert!(secured.service.store.get(b"never").is_none(), "a rejected call reached the service");
+        // Streams end in middleware too.
+        wait_for(|| server_events.lock().unwrap().iter().any(|e| e.starts_with("first end DoGet"))).await;
+        secured.stop().await;
+    }
+
+    pub async fn progress_timeout(env: &Env) {
+        let started = Instant::now();
+        let mut stream = env
+            .client
+            .with_call_options(CallOptions::new().progress_timeout(Duration::from_millis(300)))
+            .do_get(Ticket::new(Bytes::from_static(b"slow:3000")))
+            .await
+            .unwrap();
+        assert!(stream.try_next().await.unwrap().is_some(), "first batch comes at once");
+        let err = stream.try_next().await.unwrap_err();
+        assert_eq!(err.code(), FlightCode::TimedOut, "{err}");
+        assert!(err.message().contains("progress timeout"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    pub async fn write_size_limit(env: &Env) {
+        let limited = env.client.with_call_options(CallOptions::new().max_write_size(64 * 1024));
+        // 1.6 MB: one message under the encoder's 2 MiB split size, far over the limit.
+        let big = int64_batch(100_000, 2);
+        let outcome = match limited
+            .do_put(FlightDescriptor::new_path(["too-big"]), futures::stream::iter([Ok(big)]))
+            .await
+        {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let err = assert_code(outcome, FlightCode::InvalidArgument);
+        assert!(err.message().contains("write size limit"), "{err}");
+        assert!(env.service.store.get(b"too-big").is_none());
+        // Small batches pass.
+        let ok: Vec<_> = limited
+            .do_put(FlightDescriptor::new_path(["small"]), futures::stream::iter([Ok(int64_batch(100, 2))]))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(ok.len(), 1);
+    }
+
     pub async fn peer_info(env: &Env) {
         let lines: Vec<Bytes> = env
             .client
@@ -671,6 +792,64 @@ pub mod cases {
             !text.contains("address=-"),
             "transport reported no peer address: {text}"
         );
+    }
+}
+
+async fn collect_action(client: &polyflight::FlightClient, action: Action) -> polyflight::Result<Vec<Bytes>> {
+    client.do_action(action).await?.try_collect().await
+}
+
+/// Server middleware that records call ends, adds a response header and a trailer, and rejects
+/// calls carrying `x-reject`.
+struct Recorder {
+    events: Arc<Mutex<Vec<String>>>,
+    name: &'static str,
+}
+
+#[polyflight::async_trait]
+impl polyflight::ServerMiddleware for Recorder {
+    async fn call_started(&self, ctx: &polyflight::CallContext) -> polyflight::Result<()> {
+        if ctx.headers().get("x-reject").is_some() {
+            return Err(FlightError::unauthorized("rejected by middleware"));
+        }
+        ctx.append_response_header("x-mw", self.name);
+        Ok(())
+    }
+
+    fn call_ended(&self, ctx: &polyflight::CallContext, status: &Result<(), FlightError>) {
+        let code = status.as_ref().err().map(|e| e.code()).unwrap_or(FlightCode::Ok);
+        ctx.append_response_trailer("x-mw-status", self.name);
+        self.events.lock().unwrap().push(format!("{} end {} {code}", self.name, ctx.method()));
+    }
+}
+
+/// Client middleware that adds a header and records response headers and call ends.
+struct ClientRecorder {
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl polyflight::ClientMiddleware for ClientRecorder {
+    fn call_started(&self, _method: polyflight::FlightMethod, headers: &mut polyflight::Headers) {
+        headers.append("x-client-mw", "1");
+    }
+
+    fn received_headers(&self, method: polyflight::FlightMethod, headers: &polyflight::Headers) {
+        let values: Vec<String> = headers.get_all("x-mw").map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        self.events.lock().unwrap().push(format!("headers {method} x-mw={}", values.join(",")));
+    }
+
+    fn call_ended(
+        &self,
+        method: polyflight::FlightMethod,
+        status: &Result<(), FlightError>,
+        trailers: &polyflight::Headers,
+    ) {
+        let code = status.as_ref().err().map(|e| e.code()).unwrap_or(FlightCode::Ok);
+        let values: Vec<String> = trailers
+            .get_all("x-mw-status")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        self.events.lock().unwrap().push(format!("end {method} {code} trailer={}", values.join(",")));
     }
 }
 
@@ -730,6 +909,11 @@ conformance! {
         standard_actions,
         bad_flight_data_is_invalid_argument,
         read_flight_endpoints,
+        auth_basic_bearer,
+        auth_handshake_token,
+        middleware,
+        progress_timeout,
+        write_size_limit,
         peer_info,
     )
 }

@@ -36,13 +36,19 @@ impl Env {
     /// Starts the test service on `transport` (a scheme, optionally `/variant`) and connects a
     /// client.
     pub async fn start(transport: &'static str) -> Env {
+        Self::start_with(transport, |builder| builder).await
+    }
+
+    /// [`Env::start`] with the server builder adjusted (authentication, middleware …).
+    pub async fn start_with(
+        transport: &'static str,
+        configure: impl FnOnce(polyflight::ServerBuilder) -> polyflight::ServerBuilder,
+    ) -> Env {
         let service = TestService::default();
         let endpoint = endpoint_for(transport);
-        let server = polyflight::server(service.clone())
-            .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone())
-            .start()
-            .await
-            .expect("server starts");
+        let builder = polyflight::server(service.clone())
+            .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone());
+        let server = configure(builder).start().await.expect("server starts");
         let client =
             polyflight::connect_with_options(server.location().uri(), endpoint.connect.clone())
                 .await
