@@ -24,7 +24,7 @@ pub mod memory;
 
 /// The transports compiled into this build.
 pub mod transports {
-    pub use polyflight_grpc::GrpcTransport;
+    pub use polyflight_grpc::{GrpcSettings, GrpcTransport};
 }
 
 /// A registry with every transport compiled into this build.
