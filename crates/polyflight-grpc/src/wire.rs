@@ -67,7 +67,7 @@ impl SegmentedBuf {
     /// have arrived, so the allocation is backed by data actually received).
     fn take_aligned(&mut self, len: usize) -> Bytes {
         if let Some(front) = self.chunks.front() {
-            if front.len() >= len && (front.as_ptr() as usize) % BODY_ALIGNMENT == 0 {
+            if front.len() >= len && (front.as_ptr() as usize).is_multiple_of(BODY_ALIGNMENT) {
                 return self.copy_to_bytes(len);
             }
         }
