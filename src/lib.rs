@@ -24,13 +24,21 @@ pub mod memory;
 
 /// The transports compiled into this build.
 pub mod transports {
+    pub use polyflight_grpc::tls::{
+        read_pem_file, ClientTlsConfig, GrpcTlsTransport, LoopbackPki, ServerTlsConfig,
+    };
     pub use polyflight_grpc::{GrpcSettings, GrpcTransport};
+    #[cfg(unix)]
+    pub use polyflight_unix::{UnixListenOptions, UnixTransport};
 }
 
 /// A registry with every transport compiled into this build.
 pub fn default_registry() -> Registry {
     let mut registry = Registry::new();
     registry.register(polyflight_grpc::GrpcTransport);
+    registry.register(polyflight_grpc::GrpcTlsTransport);
+    #[cfg(unix)]
+    registry.register(polyflight_unix::UnixTransport);
     registry
 }
 

@@ -890,7 +890,10 @@ macro_rules! conformance {
 conformance! {
     grpc => "grpc",
     grpc_tcp => "grpc+tcp",
-    grpc_ipv6 => "grpc/ipv6";
+    grpc_ipv6 => "grpc/ipv6",
+    grpc_tls => "grpc+tls",
+    grpc_mtls => "grpc+tls/mtls",
+    grpc_unix => "grpc+unix";
     (
         handshake,
         put_get_round_trip,

@@ -27,6 +27,11 @@ pub fn endpoint_for(transport: &str) -> LoopbackEndpoint {
     match variant {
         "" => {}
         "ipv6" => endpoint.listen_uri = endpoint.listen_uri.replace("127.0.0.1", "[::1]"),
+        // grpc+tls with a required client certificate (mutual TLS).
+        "mtls" if scheme == Scheme::GrpcTls => {
+            endpoint.cleanup();
+            endpoint = polyflight_grpc::tls::loopback_mtls_endpoint().expect("mutual TLS endpoint");
+        }
         other => panic!("unknown variant {other} of {transport}"),
     }
     endpoint

@@ -100,8 +100,11 @@ fn certificates_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'s
 
 /// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM document.
 fn private_key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| invalid(format!("{what}: no usable private key in the PEM data ({e})")))
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        invalid(format!(
+            "{what}: no usable private key in the PEM data ({e})"
+        ))
+    })
 }
 
 /// A certificate chain with its key, checked to belong together.
@@ -394,10 +397,10 @@ impl ClientTlsConfig {
     /// The rustls configuration this describes (ALPN `h2`, TLS 1.3 and 1.2). Reads the system
     /// roots when they are asked for.
     pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
-        Ok(Arc::new(self.build(None)?))
+        Ok(Arc::new(self.build()?))
     }
 
-    fn build(&self, asked_for_cert: Option<Arc<AtomicBool>>) -> Result<rustls::ClientConfig> {
+    fn build(&self) -> Result<rustls::ClientConfig> {
         let provider = provider();
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -426,7 +429,7 @@ impl ClientTlsConfig {
         };
         let mut config = builder.with_client_cert_resolver(Arc::new(ClientCert {
             identity: self.identity.clone(),
-            asked: asked_for_cert,
+            asked: None,
         }));
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
         Ok(config)
@@ -521,7 +524,14 @@ fn rustls_error(err: &io::Error) -> Option<&rustls::Error> {
 }
 
 /// A client-side TLS failure as a `FlightError` that says what went wrong and what to change.
-fn client_error(err: &io::Error, server: &str, server_name: &ServerName<'_>) -> FlightError {
+/// `asked_for_cert` says whether the server asked for a client certificate: then an alert about
+/// a certificate (or about a signature that did not verify) is the server refusing ours.
+fn client_error(
+    err: &io::Error,
+    server: &str,
+    server_name: &ServerName<'_>,
+    asked_for_cert: bool,
+) -> FlightError {
     let Some(tls) = rustls_error(err) else {
         return FlightError::unavailable(format!(
             "TLS handshake with {server} failed: {err} (is the server speaking TLS?)"
@@ -545,8 +555,9 @@ fn client_error(err: &io::Error, server: &str, server_name: &ServerName<'_>) -> 
             | AlertDescription::UnsupportedCertificate
             | AlertDescription::CertificateExpired
             | AlertDescription::CertificateRevoked
-            | AlertDescription::AccessDenied),
-        ) => FlightError::unauthenticated(format!(
+            | AlertDescription::AccessDenied
+            | AlertDescription::DecryptError),
+        ) if asked_for_cert => FlightError::unauthenticated(format!(
             "TLS: {server} rejected the client certificate (alert: {alert:?}); it must be \
              issued by a CA the server trusts for client certificates"
         )),
@@ -564,6 +575,18 @@ fn client_error(err: &io::Error, server: &str, server_name: &ServerName<'_>) -> 
     }
 }
 
+/// A name rustls lists as presented by a certificate (`DnsName("x")`, `IpAddress(1.2.3.4)`)
+/// as plain text.
+fn presented_name(name: &str) -> &str {
+    name.strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"))
+        .or_else(|| {
+            name.strip_prefix("IpAddress(")
+                .and_then(|n| n.strip_suffix(')'))
+        })
+        .unwrap_or(name)
+}
+
 /// Why the server's certificate was refused, in words.
 fn server_certificate_problem(cert: &CertificateError, server: &str, name: &str) -> String {
     match cert {
@@ -575,7 +598,11 @@ fn server_certificate_problem(cert: &CertificateError, server: &str, name: &str)
             "TLS: the certificate of {server} is not valid for the name {name:?} (it is valid \
              for: {}); connect with one of those names, or set \
              ClientTlsConfig::with_server_name",
-            presented.join(", ")
+            presented
+                .iter()
+                .map(|name| presented_name(name))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         CertificateError::UnknownIssuer => format!(
             "TLS: the certificate of {server} is not issued by a trusted CA (unknown issuer); \
@@ -588,7 +615,8 @@ fn server_certificate_problem(cert: &CertificateError, server: &str, name: &str)
             format!("TLS: the certificate of {server} is not valid yet (check the clocks)")
         }
         CertificateError::BadSignature => format!(
-            "TLS: the certificate of {server} does not carry a valid signature of its issuer"
+            "TLS: the certificate of {server} is not signed by a CA this client trusts (a \
+             trusted CA has its issuer's name but not its key: was the CA re-created?)"
         ),
         CertificateError::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
             format!(
@@ -886,7 +914,11 @@ async fn handshake(
 /// handed on to HTTP/2 unchanged.
 pub struct TlsConnector {
     tcp: TcpConnector,
-    config: ClientTlsConfig,
+    /// Presents a client certificate when asked (if one is configured).
+    identity: Option<Arc<CertifiedKey>>,
+    /// Built once (reading the system roots is slow); each connection gets a copy with a
+    /// client-certificate resolver of its own.
+    rustls: Arc<rustls::ClientConfig>,
     server_name: ServerName<'static>,
     authority: String,
     connect_timeout: Option<Duration>,
@@ -901,15 +933,19 @@ impl TlsConnector {
     ) -> Result<Self> {
         let tcp = TcpConnector::new(location, options)?;
         let host = location.host().ok_or_else(|| {
-            invalid(format!("{location} has no host to verify a certificate for"))
+            invalid(format!(
+                "{location} has no host to verify a certificate for"
+            ))
         })?;
         let server_name = config.server_name_for(host)?;
-        // Fail now on an unusable configuration (no roots, say), not at the first call.
-        config.build(None)?;
+        // Built now, so an unusable configuration (no roots, say) fails here, not at the first
+        // call.
+        let rustls = Arc::new(config.build()?);
         Ok(TlsConnector {
             authority: tcp.authority().to_string(),
             tcp,
-            config,
+            identity: config.identity,
+            rustls,
             server_name,
             connect_timeout: options.connect_timeout,
         })
@@ -918,19 +954,27 @@ impl TlsConnector {
     async fn connect_tls(&self) -> Result<BoxedIo> {
         let stream = self.tcp.connect_tcp().await?;
         let asked = Arc::new(AtomicBool::new(false));
-        let config = Arc::new(self.config.build(Some(asked.clone()))?);
-        let connector = tokio_rustls::TlsConnector::from(config);
+        let mut config = (*self.rustls).clone();
+        config.client_auth_cert_resolver = Arc::new(ClientCert {
+            identity: self.identity.clone(),
+            asked: Some(asked.clone()),
+        });
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let handshake = connector.connect(self.server_name.clone(), stream);
         let mut tls = match self.connect_timeout {
             Some(t) => tokio::time::timeout(t, handshake).await.map_err(|_| {
-                FlightError::unavailable(format!(
-                    "TLS handshake with {} timed out",
-                    self.authority
-                ))
+                FlightError::unavailable(format!("TLS handshake with {} timed out", self.authority))
             })?,
             None => handshake.await,
         }
-        .map_err(|e| client_error(&e, &self.authority, &self.server_name))?;
+        .map_err(|e| {
+            client_error(
+                &e,
+                &self.authority,
+                &self.server_name,
+                asked.load(Ordering::Relaxed),
+            )
+        })?;
         if !asked.load(Ordering::Relaxed) {
             return Ok(Box::new(tls));
         }
@@ -938,11 +982,7 @@ impl TlsConnector {
         match tokio::time::timeout(CLIENT_CERT_VERDICT_WAIT, tls.read(&mut first)).await {
             // No verdict in time: carry on; HTTP/2 reports whatever happens next.
             Err(_) => Ok(Box::new(tls)),
-            Ok(Ok(0)) => Err(FlightError::unauthenticated(format!(
-                "TLS: {} closed the connection after the handshake; it may have refused the \
-                 client certificate",
-                self.authority
-            ))),
+            Ok(Ok(0)) => Err(self.closed_after_handshake()),
             Ok(Ok(n)) => {
                 first.truncate(n);
                 Ok(Box::new(Prefixed {
@@ -950,7 +990,43 @@ impl TlsConnector {
                     inner: tls,
                 }))
             }
-            Ok(Err(err)) => Err(client_error(&err, &self.authority, &self.server_name)),
+            Ok(Err(err)) if rustls_error(&err).is_some() => {
+                Err(client_error(&err, &self.authority, &self.server_name, true))
+            }
+            // Some servers (OpenSSL-based gRPC C++, for one) refuse a client certificate by
+            // closing the connection without an alert.
+            Ok(Err(err))
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::UnexpectedEof
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Err(self.closed_after_handshake())
+            }
+            Ok(Err(err)) => Err(client_error(&err, &self.authority, &self.server_name, true)),
+        }
+    }
+
+    /// The server asked for a client certificate, then hung up before saying anything else:
+    /// it did not accept what it got.
+    fn closed_after_handshake(&self) -> FlightError {
+        if self.identity.is_some() {
+            FlightError::unauthenticated(format!(
+                "TLS: {} asked for a client certificate and closed the connection after the \
+                 handshake: it rejected the client certificate; it must be issued by a CA the \
+                 server trusts for client certificates",
+                self.authority
+            ))
+        } else {
+            FlightError::unauthenticated(format!(
+                "TLS: {} asked for a client certificate and closed the connection after the \
+                 handshake: it requires a client certificate (mutual TLS) and none was \
+                 presented; configure one with ClientTlsConfig::with_client_identity_pem",
+                self.authority
+            ))
         }
     }
 }
@@ -1132,19 +1208,30 @@ pub const LOOPBACK_CLIENT_NAME: &str = "polyflight loopback client";
 impl LoopbackPki {
     /// Mints a fresh CA, server and client certificate.
     pub fn generate() -> Result<Self> {
-        let mint = |e: rcgen::Error| FlightError::internal(format!("cannot mint certificates: {e}"));
+        let mint =
+            |e: rcgen::Error| FlightError::internal(format!("cannot mint certificates: {e}"));
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(mint)?;
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name = rcgen::DistinguishedName::new();
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "polyflight loopback CA");
         ca_params.key_usages = vec![
             rcgen::KeyUsagePurpose::KeyCertSign,
             rcgen::KeyUsagePurpose::CrlSign,
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
         let ca_key = rcgen::KeyPair::generate().map_err(mint)?;
+        // Each CA gets a name of its own (from its key): two CAs of one name make verifiers
+        // report a bad signature instead of an unknown issuer.
+        let tag: String = ca_key
+            .public_key_raw()
+            .iter()
+            .rev()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        ca_params.distinguished_name = rcgen::DistinguishedName::new();
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("polyflight loopback CA {tag}"),
+        );
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(mint)?;
 
         let issue = |names: Vec<String>,
