@@ -13,8 +13,38 @@ use polyflight_core::{FlightError, Result, Trailers};
 /// Error type of our outgoing bodies; an error aborts the HTTP/2 stream (RST_STREAM).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// An outgoing body: encoded gRPC messages, then (for responses) trailers.
-pub type OutBody = http_body_util::StreamBody<BoxStream<'static, Result<Frame<Bytes>, BoxError>>>;
+type FrameStream = BoxStream<'static, Result<Frame<Bytes>, BoxError>>;
+
+/// An outgoing body: encoded gRPC messages, then (for responses) trailers; or no body at all.
+///
+/// The empty form reports itself ended, so a trailers-only response (an error before any
+/// message) goes out as one HEADERS frame carrying END_STREAM, as gRPC requires: an empty DATA
+/// frame after it makes gRPC C++ clients fail with a protocol error instead of the real status.
+pub struct OutBody(Option<FrameStream>);
+
+impl http_body::Body for OutBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.0.as_mut() {
+            Some(frames) => frames.as_mut().poll_next(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// A body with no frames at all.
+pub fn empty_body() -> OutBody {
+    OutBody(None)
+}
 
 /// Pieces smaller than this are gathered into one buffer before they are handed to HTTP/2, so a
 /// batch with many small buffers (and their padding) does not become hundreds of tiny DATA
@@ -78,7 +108,7 @@ pub fn out_body(
         }
     })
     .flatten();
-    http_body_util::StreamBody::new(frames.boxed())
+    OutBody(Some(frames.boxed()))
 }
 
 /// The status trailers plus the application's own (which may not override the status keys).

@@ -162,11 +162,7 @@ fn flight_method(path: &str) -> Option<FlightMethod> {
 
 /// A response that is only headers: an error before any message (gRPC "trailers-only").
 fn trailers_only(err: FlightError) -> Response<OutBody> {
-    let mut response = Response::new(body::out_body(
-        futures::stream::empty().boxed(),
-        false,
-        None,
-    ));
+    let mut response = Response::new(body::empty_body());
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,

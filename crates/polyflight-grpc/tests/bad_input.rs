@@ -63,6 +63,13 @@ async fn raw_call(addr: &str, method: &str, body: Vec<u8>) -> (u16, String) {
     let response = sender.send_request(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let mut status = wire::status_from_headers(&parts.headers);
+    if status.is_some() {
+        // Trailers-only: the HEADERS frame must end the stream, with no DATA frame after it.
+        assert!(
+            http_body::Body::is_end_stream(&body),
+            "trailers-only response for {method} did not end the stream on its HEADERS frame"
+        );
+    }
     let collected = body.collect().await.unwrap();
     if let Some(trailers) = collected.trailers() {
         status = status.or_else(|| wire::status_from_headers(trailers));
