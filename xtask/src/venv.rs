@@ -42,8 +42,13 @@ fn stamp_contents() -> String {
 
 /// True when `python` runs and can import pyarrow's Flight module.
 fn imports_pyarrow_flight(python: &Path) -> bool {
+    runs(python, "import pyarrow.flight")
+}
+
+/// True when `python -c code` runs and succeeds.
+fn runs(python: &Path, code: &str) -> bool {
     Command::new(python)
-        .args(["-c", "import pyarrow.flight"])
+        .args(["-c", code])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -51,22 +56,50 @@ fn imports_pyarrow_flight(python: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs `python3 -m venv <dir>`, returning its combined output on failure.
-fn create_venv(venv: &Path) -> Result<std::result::Result<(), String>> {
-    let output = Command::new("python3")
+/// Why `python3 -m venv` failed.
+enum VenvFailure {
+    /// No `python3`, or one without the `venv`/`ensurepip` modules (Debian and Ubuntu ship those
+    /// in `python3-venv`).
+    MissingPackage(String),
+    /// Anything else, with the command's output.
+    Other(String),
+}
+
+/// Runs `python3 -m venv <dir>` in a clean directory.
+fn create_venv(venv: &Path) -> Result<std::result::Result<(), VenvFailure>> {
+    if venv.exists() {
+        std::fs::remove_dir_all(venv)
+            .with_context(|| format!("removing incomplete {}", venv.display()))?;
+    }
+    let output = match Command::new("python3")
         .arg("-m")
         .arg("venv")
         .arg(venv)
         .output()
-        .context("starting python3 (is Python 3 installed?)")?;
+    {
+        Ok(output) => output,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err(VenvFailure::MissingPackage(
+                "python3 is not installed".into(),
+            )))
+        }
+        Err(err) => return Err(err).context("starting python3"),
+    };
     if output.status.success() {
         return Ok(Ok(()));
     }
-    Ok(Err(format!(
+    let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
-    )))
+    );
+    Ok(Err(
+        if text.contains("ensurepip") || text.contains("No module named venv") {
+            VenvFailure::MissingPackage(text)
+        } else {
+            VenvFailure::Other(text)
+        },
+    ))
 }
 
 /// Makes sure `<workspace>/.venv-interop` exists with [`REQUIREMENTS`] installed and returns the
@@ -82,27 +115,27 @@ pub fn ensure_interop_venv() -> Result<PathBuf> {
         return Ok(python);
     }
 
-    if !python.exists() {
-        // A half-made venv (e.g. `venv` failed before pip was in place) would make pip fail
-        // below with a confusing message: start over.
-        if venv.exists() {
-            std::fs::remove_dir_all(&venv)
-                .with_context(|| format!("removing incomplete {}", venv.display()))?;
-        }
+    // A venv whose interpreter does not run (half made, or its base Python is gone) would make
+    // pip fail below with a confusing message: start over.
+    if !runs(&python, "pass") {
         eprintln!("xtask: creating {}", venv.display());
-        if let Err(first) = create_venv(&venv)? {
-            // Debian and Ubuntu ship `venv`/`ensurepip` separately from python3.
-            if !(first.contains("ensurepip") || first.contains("No module named venv")) {
-                bail!("`python3 -m venv {}` failed:\n{first}", venv.display());
+        match create_venv(&venv)? {
+            Ok(()) => {}
+            Err(VenvFailure::Other(output)) => {
+                bail!("`python3 -m venv {}` failed:\n{output}", venv.display())
             }
-            eprintln!("xtask: python3 cannot create venvs here; installing python3-venv");
-            deps::ensure_packages(&["python3-venv"])?;
-            if venv.exists() {
-                std::fs::remove_dir_all(&venv)
-                    .with_context(|| format!("removing incomplete {}", venv.display()))?;
-            }
-            if let Err(second) = create_venv(&venv)? {
-                bail!("`python3 -m venv {}` failed:\n{second}", venv.display());
+            Err(VenvFailure::MissingPackage(why)) => {
+                eprintln!(
+                    "xtask: cannot create a venv ({}); installing python3-venv",
+                    why.trim()
+                );
+                deps::ensure_packages(&["python3-venv"])?;
+                match create_venv(&venv)? {
+                    Ok(()) => {}
+                    Err(VenvFailure::MissingPackage(output) | VenvFailure::Other(output)) => {
+                        bail!("`python3 -m venv {}` failed:\n{output}", venv.display())
+                    }
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::proto::{BasicAuth, HandshakeRequest, HandshakeResponse};
 use crate::transport::FlightStream;
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -154,8 +154,11 @@ impl ServerAuthHandler for BasicAuthenticator {
             let _: Vec<HandshakeRequest> = requests.try_collect().await?;
             return Ok(Box::pin(futures::stream::empty()));
         }
-        let requests: Vec<HandshakeRequest> = requests.try_collect().await?;
-        let request = requests.last().ok_or_else(|| {
+        // Answer the first message at once: Arrow C++ clients write their payload and wait for
+        // the reply before closing their side, so waiting for the end of the request stream
+        // would deadlock. Later messages, if any, are read (and ignored) after the reply.
+        let mut requests = requests;
+        let request = requests.try_next().await?.ok_or_else(|| {
             FlightError::unauthenticated("handshake carried neither credentials nor a payload")
         })?;
         let basic = BasicAuth::decode(request.payload.clone()).map_err(|_| {
@@ -163,10 +166,19 @@ impl ServerAuthHandler for BasicAuthenticator {
         })?;
         let token = self.login(&basic.username, &basic.password)?;
         ctx.set_identity(basic.username);
-        Ok(Box::pin(futures::stream::iter([Ok(HandshakeResponse {
+        let reply = HandshakeResponse {
             protocol_version: request.protocol_version,
             payload: token,
-        })])))
+        };
+        let drain = futures::stream::unfold(requests, |mut rest| async move {
+            match rest.try_next().await {
+                Ok(Some(_)) => Some((None, rest)),
+                Ok(None) => None,
+                Err(err) => Some((Some(Err(err)), rest)),
+            }
+        })
+        .filter_map(|item| async move { item });
+        Ok(Box::pin(futures::stream::iter([Ok(reply)]).chain(drain)))
     }
 
     async fn authenticate(&self, ctx: &CallContext) -> Result<String> {

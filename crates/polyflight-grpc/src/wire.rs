@@ -515,7 +515,8 @@ const GRPC_STATUS: &str = "grpc-status";
 const GRPC_MESSAGE: &str = "grpc-message";
 const ARROW_STATUS: &str = "x-arrow-status";
 const ARROW_MESSAGE: &str = "x-arrow-status-message-bin";
-const ARROW_DETAIL: &str = "x-arrow-status-detail-bin";
+/// Where Arrow C++ puts a Flight error's extra-info bytes: the gRPC status's error details.
+const GRPC_DETAILS: &str = "grpc-status-details-bin";
 
 /// Characters gRPC requires to be percent-encoded in `grpc-message`.
 const GRPC_MESSAGE_SET: &percent_encoding::AsciiSet =
@@ -542,7 +543,10 @@ pub fn status_headers(result: &std::result::Result<(), FlightError>) -> HeaderMa
             );
             insert_binary(&mut map, ARROW_MESSAGE, err.message().as_bytes());
             if !err.extra_info().is_empty() {
-                insert_binary(&mut map, ARROW_DETAIL, err.extra_info());
+                // The raw bytes go where Arrow C++ reads them (the gRPC status details); the
+                // Arrow detail header carries a readable description, which C++ appends to the
+                // message, so it stays short.
+                insert_binary(&mut map, GRPC_DETAILS, err.extra_info());
             }
         }
     }
@@ -590,7 +594,10 @@ pub fn status_from_headers(map: &HeaderMap) -> Option<std::result::Result<(), Fl
         })
         .unwrap_or_default();
     let mut err = FlightError::new(code, message);
-    if let Some(detail) = map.get(ARROW_DETAIL).and_then(decode_binary) {
+    // Extra info is the gRPC status details, where Arrow C++ (and tonic-based peers) put it.
+    // `x-arrow-status-detail-bin` is not extra info: Arrow C++ fills it with a readable
+    // description of its status detail ("Unavailable", a Python traceback …).
+    if let Some(detail) = map.get(GRPC_DETAILS).and_then(decode_binary) {
         err = err.with_extra_info(detail);
     }
     Some(Err(err))

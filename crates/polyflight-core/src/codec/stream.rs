@@ -178,6 +178,13 @@ impl Stream for FlightDataEncoderStream {
         loop {
             if let Some(mut message) = this.queue.pop_front() {
                 if let Some(descriptor) = this.descriptor.take() {
+                    if message.data_header.is_empty() {
+                        // Arrow C++ servers read a first message without an IPC header as
+                        // descriptor-only and drop its app_metadata: send the descriptor on a
+                        // message of its own first, as C++ clients do.
+                        this.queue.push_front(message);
+                        return Poll::Ready(Some(Ok(FlightData::descriptor_only(descriptor))));
+                    }
                     message.flight_descriptor = Some(descriptor);
                 }
                 return Poll::Ready(Some(Ok(message)));
@@ -371,6 +378,26 @@ mod tests {
             matches!(message.payload, DecodedPayload::Schema(ref s) if s.fields() == schema.fields())
         );
         assert!(block_on(decoded.next_message()).is_none());
+    }
+
+    #[test]
+    fn leading_metadata_gets_a_descriptor_message_of_its_own() {
+        let input = futures::stream::iter([
+            Ok(EncoderInput::Metadata(Bytes::from_static(b"hello"))),
+            Ok(EncoderInput::Batch(ints("n", vec![1, 2, 3]))),
+        ]);
+        let messages: Vec<FlightData> = collect(
+            FlightDataEncoderBuilder::new()
+                .with_flight_descriptor(descriptor())
+                .build_messages(input),
+        )
+        .into_iter()
+        .map(|m| m.unwrap())
+        .collect();
+        assert_eq!(messages[0], FlightData::descriptor_only(descriptor()));
+        assert_eq!(messages[1].app_metadata.as_ref(), b"hello");
+        assert!(messages[1].flight_descriptor.is_none());
+        assert!(messages[1].data_header.is_empty());
     }
 
     #[test]
