@@ -184,11 +184,11 @@ impl PyServer {
         PyServer { child, announced }
     }
 
-    /// The port from `Server listening on localhost:<port>`.
+    /// The port from `Server listening on <scheme>://<host>:<port>`.
     fn port(&self) -> u16 {
-        self.announced
-            .strip_prefix("localhost:")
-            .and_then(|p| p.parse().ok())
+        polyflight::Location::parse(&self.announced)
+            .ok()
+            .and_then(|l| l.port())
             .unwrap_or_else(|| panic!("flight_server.py announced {:?}", self.announced))
     }
 

@@ -4,9 +4,9 @@
 Usage:
   flight_server.py [--uri grpc://127.0.0.1:0] [--tls-cert CERT --tls-key KEY [--client-ca CA]]
 
-The first line on stdout is `Server listening on localhost:<port>` (for a Unix socket:
-`Server listening on <uri>`), written once the port is bound. The server exits cleanly when its
-stdin closes or on SIGTERM/SIGINT.
+The first line on stdout is `Server listening on <uri>`, the URI it serves (`--uri` with the port
+it bound in place of port 0; a Unix socket's URI as given), written once the server is listening.
+The server exits cleanly when its stdin closes or on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -388,6 +389,18 @@ class InteropServer(flight.FlightServerBase):
         ]
 
 
+def served_uri(uri, port):
+    """The URI a server started on `uri` serves: a TCP URI with the port it bound, a Unix socket's
+    URI as it is (pyarrow reports port -1 for those)."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme == "grpc+unix":
+        return uri
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", default="grpc://127.0.0.1:0")
@@ -406,10 +419,7 @@ def main():
         kwargs["verify_client"] = True
 
     server = InteropServer(args.uri, **kwargs)
-    if server.port:
-        print(f"Server listening on localhost:{server.port}", flush=True)
-    else:
-        print(f"Server listening on {args.uri}", flush=True)
+    print(f"Server listening on {served_uri(args.uri, server.port)}", flush=True)
 
     def on_signal(signum, frame):
         raise Stop()

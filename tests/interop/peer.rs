@@ -42,13 +42,15 @@ impl Transport {
     }
 
     /// The URI our client connects to, from what `flight_server.py` announced after
-    /// `Server listening on ` (`localhost:<port>` for TCP).
+    /// `Server listening on ` (the URI it serves).
     pub fn uri_for_announced(self, announced: &str) -> String {
         match self {
             Transport::Grpc => {
-                let port = announced
-                    .strip_prefix("localhost:")
-                    .and_then(|p| p.parse::<u16>().ok())
+                let port = polyflight::Location::parse(announced)
+                    .ok()
+                    .filter(|l| l.scheme() == polyflight::Scheme::Grpc)
+                    .and_then(|l| l.port())
+                    .filter(|&port| port != 0)
                     .unwrap_or_else(|| panic!("flight_server.py announced {announced:?}"));
                 format!("grpc://127.0.0.1:{port}")
             }
