@@ -1,15 +1,26 @@
-//! Interop with pyarrow (Arrow C++ Flight and gRPC C++ underneath), both ways, per transport.
+//! Interop with pyarrow (Arrow C++ Flight, gRPC C++ and BoringSSL underneath), both ways, over
+//! every transport both implement: `grpc`, `tls` (`grpc+tls`), `mtls` (`grpc+tls` with client
+//! certificates) and `unix` (`grpc+unix`). The `interop!` invocation at the end runs every case
+//! once per transport (a module per row: `grpc::pyarrow_server_do_get`, `unix::…`).
 //!
 //! - `pyarrow_server_*`: our client against `tests/interop/flight_server.py`, every RPC pyarrow
 //!   serves, results compared exactly (batches, error codes and messages, headers).
 //! - `pyarrow_client_against_our_server`: `tests/interop/flight_client.py` against our server
-//!   running [`InteropService`]; every check of the script must print `ok`.
+//!   running [`InteropService`]; every check of the script must print `ok`. Over `grpc+unix` the
+//!   script runs with pyarrow's default client options, which send the socket path as
+//!   `:authority` (see `docs/transports/grpc-unix.md`).
 //! - `pyarrow_client_against_pyarrow_server`: the two scripts against each other, which keeps
 //!   the peers themselves honest (when it fails, the scripts are wrong, not our code).
+//! - [`transport_cases`]: what only one transport has, run only in its row: the TLS identity and
+//!   the Unix credentials of a pyarrow client as our service sees them, certificates refused in
+//!   both directions, a stock pyarrow client over a Unix socket.
 //!
-//! Both sides follow the contract in `tests/interop/contract.py`. The tests need Python with
-//! pyarrow: `cargo xtask interop-venv` creates it (`cargo xtask test` does so and exports
-//! `POLYFLIGHT_PYTHON`). Without it they fail; `POLYFLIGHT_SKIP_INTEROP=1` skips them.
+//! Both sides follow the contract in `tests/interop/contract.py`. How each side listens and
+//! connects per transport is `tests/interop/peer.rs`; certificates (a CA and separate server and
+//! client certificates) are minted per test and written, with any socket, to a scratch directory
+//! removed when the test ends. The tests need Python with pyarrow: `cargo xtask interop-venv`
+//! creates it (`cargo xtask test` does so and exports `POLYFLIGHT_PYTHON`). Without it they fail;
+//! `POLYFLIGHT_SKIP_INTEROP=1` skips them.
 
 #[path = "interop/contract.rs"]
 mod contract;
@@ -20,7 +31,7 @@ use arrow_array::RecordBatch;
 use bytes::Bytes;
 use contract::*;
 use futures::{StreamExt, TryStreamExt};
-use peer::{PythonServer, Transport};
+use peer::{PythonServer, Setup};
 use polyflight::codec::{
     DecodedPayload, EncodeOptions, EncoderInput, FlightDataEncoder, FlightDataEncoderBuilder,
     FlightRecordBatchStream,
@@ -40,10 +51,10 @@ struct Peer {
 
 impl Peer {
     /// Starts `flight_server.py`; `None` when the interop tests are skipped.
-    async fn start(transport: Transport) -> Option<Peer> {
+    async fn start(setup: &Setup) -> Option<Peer> {
         let python = peer::python()?;
-        let server = PythonServer::start(&python, transport).await;
-        let client = transport.connect(&server.uri).await;
+        let server = PythonServer::start(&python, setup).await;
+        let client = setup.connect(&server.uri).await;
         Some(Peer { server, client })
     }
 
@@ -356,8 +367,8 @@ fn all_types_batch() -> RecordBatch {
 mod cases {
     use super::*;
 
-    pub async fn pyarrow_server_do_get(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_do_get(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -418,8 +429,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_do_put(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_do_put(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -577,8 +588,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_flight_info(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_flight_info(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -794,8 +805,8 @@ mod cases {
     /// An exchange whose first message is metadata only, built by our encoder. Arrow C++
     /// servers take the descriptor from a first message without an IPC header and discard the
     /// rest of it, so the metadata must not share that message.
-    pub async fn pyarrow_server_do_exchange_leading_metadata(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_do_exchange_leading_metadata(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let script = vec![
@@ -811,8 +822,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_do_exchange(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_do_exchange(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -909,8 +920,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_actions(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_actions(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -1039,8 +1050,8 @@ mod cases {
         out
     }
 
-    pub async fn pyarrow_server_errors(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_errors(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -1081,8 +1092,8 @@ mod cases {
 
     /// Arrow C++ sends a Flight error's extra info in `grpc-status-details-bin` (raw bytes) and a
     /// readable detail (the code's name, or a Python traceback) in `x-arrow-status-detail-bin`.
-    pub async fn pyarrow_server_error_extra_info(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_error_extra_info(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let mut problems = Vec::new();
@@ -1105,8 +1116,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_headers(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_headers(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let with_headers = peer.client.with_call_options(
@@ -1153,8 +1164,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_auth(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_auth(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -1240,8 +1251,8 @@ mod cases {
         peer.stop().await;
     }
 
-    pub async fn pyarrow_server_timeouts(transport: Transport) {
-        let Some(peer) = Peer::start(transport).await else {
+    pub async fn pyarrow_server_timeouts(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
             return;
         };
         let client = &peer.client;
@@ -1311,12 +1322,12 @@ mod cases {
     }
 
     /// pyarrow's client against our server: every check of `flight_client.py` must pass.
-    pub async fn pyarrow_client_against_our_server(transport: Transport) {
+    pub async fn pyarrow_client_against_our_server(setup: &Setup) {
         let Some(python) = peer::python() else { return };
-        let server = transport.serve(interop_server()).await;
+        let server = setup.serve(interop_server()).await;
         let uri = server.location().uri().to_string();
         let skip: [&str; 0] = [];
-        let report = peer::run_python_client(&python, transport, &uri, &skip, &[]).await;
+        let report = peer::run_python_client(&python, setup, &uri, &skip, &[]).await;
         server
             .shutdown()
             .await
@@ -1333,17 +1344,18 @@ mod cases {
     }
 
     /// The two Python peers against each other: proof that the scripts themselves are right.
-    pub async fn pyarrow_client_against_pyarrow_server(transport: Transport) {
+    pub async fn pyarrow_client_against_pyarrow_server(setup: &Setup) {
         let Some(python) = peer::python() else { return };
-        let server = PythonServer::start(&python, transport).await;
+        let server = PythonServer::start(&python, setup).await;
         // pyarrow cannot raise ALREADY_EXISTS (see flight_server.py).
         let skip = ["error_already_exists"];
-        let report = peer::run_python_client(&python, transport, &server.uri, &skip, &[]).await;
+        let report = peer::run_python_client(&python, setup, &server.uri, &skip, &[]).await;
         let missing = report.missing(&skip);
         assert!(
             report.success && report.failures.is_empty() && missing.is_empty(),
-            "flight_client.py against flight_server.py:\n{}\nchecks without `ok`: {missing:?}\n\
-             --- stdout ---\n{}\n--- stderr ---\n{}",
+            "flight_client.py against flight_server.py at {}:\n{}\nchecks without `ok`: \
+             {missing:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            server.uri,
             report.failures.join("\n"),
             report.stdout,
             report.stderr
@@ -1352,31 +1364,314 @@ mod cases {
     }
 }
 
+/// Cases that only make sense over one transport (see the `interop!` rows that list them).
+mod transport_cases {
+    use super::*;
+    use peer::{run_python_snippet, SnippetRun};
+    use polyflight::proto::{ActionType, Result as ActionResult};
+    use polyflight::transports::LoopbackPki;
+    use polyflight::{CallContext, FlightService, Scheme};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// Answers any action with how the call's [`CallContext`] sees its peer, one `key=value`
+    /// per result: `scheme`, `tls` (certificate subject and alternative names) and
+    /// `credentials` (uid, gid, pid), `none` where the transport has nothing to say.
+    struct PeerService;
+
+    #[polyflight::async_trait]
+    impl FlightService for PeerService {
+        async fn do_action(
+            &self,
+            ctx: CallContext,
+            _action: Action,
+        ) -> polyflight::Result<FlightStream<ActionResult>> {
+            let peer = ctx.peer();
+            let scheme = peer
+                .scheme
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "none".into());
+            let tls = peer
+                .tls
+                .as_ref()
+                .map(|t| format!("{} [{}]", t.subject, t.subject_alt_names.join(", ")))
+                .unwrap_or_else(|| "none".into());
+            let credentials = peer
+                .credentials
+                .map(|c| {
+                    let pid = c.pid.map_or_else(|| "none".into(), |p| p.to_string());
+                    format!("{} {} {pid}", c.uid, c.gid)
+                })
+                .unwrap_or_else(|| "none".into());
+            let lines = [
+                format!("scheme={scheme}"),
+                format!("tls={tls}"),
+                format!("credentials={credentials}"),
+            ];
+            Ok(ok_stream(
+                lines
+                    .into_iter()
+                    .map(|line| ActionResult { body: line.into() })
+                    .collect(),
+            ))
+        }
+
+        async fn list_actions(
+            &self,
+            _ctx: CallContext,
+        ) -> polyflight::Result<FlightStream<ActionType>> {
+            Ok(ok_stream(Vec::new()))
+        }
+    }
+
+    /// Calls any action on the server at the snippet's URI and prints each result.
+    const PRINT_PEER: &str = "\
+client = connect()
+options = flight.FlightCallOptions(timeout=60)
+for result in client.do_action(flight.Action('peer', b''), options=options):
+    print(result.body.to_pybytes().decode())
+";
+
+    /// Lists the server's actions; prints `refused <exception type>: <message>` if that fails.
+    const TRY_LIST_ACTIONS: &str = "\
+client = connect()
+try:
+    client.list_actions(options=flight.FlightCallOptions(timeout=30))
+    print('accepted')
+except Exception as err:
+    print(f'refused {type(err).__name__}: {err}'.replace('\\n', ' '))
+";
+
+    fn expect_snippet_success(run: &SnippetRun, what: &str) {
+        assert!(
+            run.success,
+            "{what}: the Python snippet failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            run.lines.join("\n"),
+            run.stderr
+        );
+    }
+
+    /// Mutual TLS: a pyarrow client's certificate, as our service sees it in the CallContext.
+    pub async fn client_certificate_in_call_context(setup: &Setup) {
+        let Some(python) = peer::python() else { return };
+        let server = setup.serve(polyflight::server(PeerService)).await;
+        let uri = server.location().uri().to_string();
+        let run = run_python_snippet(&python, PRINT_PEER, &setup.python_client_args(&uri)).await;
+        server.shutdown().await.expect("our server shuts down");
+        expect_snippet_success(&run, "peer over mutual TLS");
+        assert_eq!(
+            run.lines,
+            vec![
+                format!("scheme={}", Scheme::GrpcTls),
+                format!(
+                    "tls=CN={} [DNS:client.localhost]",
+                    polyflight_grpc::tls::LOOPBACK_CLIENT_NAME
+                ),
+                "credentials=none".to_string(),
+            ]
+        );
+    }
+
+    /// Mutual TLS: a pyarrow client without a certificate cannot call our server.
+    pub async fn pyarrow_client_without_certificate_refused(setup: &Setup) {
+        let Some(python) = peer::python() else { return };
+        let server = setup.serve(interop_server()).await;
+        let uri = server.location().uri().to_string();
+        let no_cert = vec![uri.clone(), "--tls-root".into(), peer::arg(&setup.pki().ca)];
+        let run = run_python_snippet(&python, TRY_LIST_ACTIONS, &no_cert).await;
+        // With a certificate the same call goes through, so the refusal is about the certificate.
+        let with_cert =
+            run_python_snippet(&python, TRY_LIST_ACTIONS, &setup.python_client_args(&uri)).await;
+        server.shutdown().await.expect("our server shuts down");
+        expect_snippet_success(&run, "pyarrow client without a certificate");
+        expect_snippet_success(&with_cert, "pyarrow client with a certificate");
+        assert_eq!(with_cert.lines, vec!["accepted"], "with a certificate");
+        let outcome = run.lines.join("\n");
+        assert!(
+            outcome.starts_with("refused FlightUnavailableError"),
+            "a pyarrow client without a certificate: {outcome}"
+        );
+    }
+
+    /// Mutual TLS: our client without a certificate is refused by a pyarrow server, at connect
+    /// time, with an error that says why.
+    pub async fn pyarrow_server_refuses_client_without_certificate(setup: &Setup) {
+        let Some(peer) = Peer::start(setup).await else {
+            return;
+        };
+        let options = peer::tls_connect_options(setup.pki().client_config(false));
+        let err = polyflight::connect_with_options(&peer.server.uri, options)
+            .await
+            .expect_err("connecting without a client certificate");
+        assert_eq!(err.code(), FlightCode::Unauthenticated, "{err}");
+        assert!(
+            err.message().contains("requires a client certificate"),
+            "{err}"
+        );
+        // The server is fine, and lets the client with a certificate in.
+        assert_eq!(
+            action(&peer.client, "echo", b"still here")
+                .await
+                .expect("echo with a certificate"),
+            vec![Bytes::from_static(b"still here")]
+        );
+        peer.stop().await;
+    }
+
+    /// TLS: a server certificate from a CA the client does not trust is refused, by our client
+    /// (which says why) and by pyarrow's.
+    pub async fn untrusted_server_certificate_refused(setup: &Setup) {
+        let Some(python) = peer::python() else { return };
+        let stranger = LoopbackPki::generate().expect("minting certificates");
+        // Our client against pyarrow's server.
+        let pyarrow = PythonServer::start(&python, setup).await;
+        let options = peer::tls_connect_options(
+            stranger
+                .client_config(false)
+                .expect("client TLS configuration"),
+        );
+        let err = polyflight::connect_with_options(&pyarrow.uri, options)
+            .await
+            .expect_err("untrusted server certificate");
+        assert_eq!(err.code(), FlightCode::Unavailable, "{err}");
+        assert!(
+            err.message().contains("not issued by a trusted CA"),
+            "{err}"
+        );
+        pyarrow.stop().await;
+
+        // pyarrow's client against our server.
+        let server = setup.serve(interop_server()).await;
+        let uri = server.location().uri().to_string();
+        let stranger_ca = setup.path("stranger-ca.pem");
+        std::fs::write(&stranger_ca, &stranger.ca_pem).expect("writing the stranger's CA");
+        let run = run_python_snippet(
+            &python,
+            TRY_LIST_ACTIONS,
+            &[uri, "--tls-root".into(), peer::arg(&stranger_ca)],
+        )
+        .await;
+        server.shutdown().await.expect("our server shuts down");
+        expect_snippet_success(&run, "pyarrow client trusting another CA");
+        let outcome = run.lines.join("\n");
+        assert!(
+            outcome.starts_with("refused FlightUnavailableError"),
+            "a pyarrow client trusting another CA: {outcome}"
+        );
+    }
+
+    /// Unix sockets: a pyarrow client's process credentials (this user, its own pid), as our
+    /// service sees them in the CallContext; the socket is private to the user.
+    pub async fn client_credentials_in_call_context(setup: &Setup) {
+        let Some(python) = peer::python() else { return };
+        let server = setup.serve(polyflight::server(PeerService)).await;
+        let socket = server
+            .location()
+            .unix_path()
+            .expect("a socket path")
+            .to_path_buf();
+        let mode = std::fs::metadata(&socket)
+            .expect("the socket exists")
+            .permissions()
+            .mode();
+        let uri = server.location().uri().to_string();
+        let run = run_python_snippet(&python, PRINT_PEER, &setup.python_client_args(&uri)).await;
+        server.shutdown().await.expect("our server shuts down");
+        expect_snippet_success(&run, "peer over a Unix socket");
+        assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+        // The Python process runs as this process's user, in the scratch directory's group.
+        let owner = std::fs::metadata(setup.scratch_dir()).expect("scratch directory");
+        assert_eq!(
+            run.lines,
+            vec![
+                format!("scheme={}", Scheme::GrpcUnix),
+                "tls=none".to_string(),
+                format!("credentials={} {} {}", owner.uid(), owner.gid(), run.pid),
+            ]
+        );
+    }
+
+    /// Unix sockets: a stock pyarrow client, `flight.FlightClient(uri)` with no options at all
+    /// (it sends the socket path as `:authority`), reads DoGet from our server; the socket file
+    /// is gone once the server has shut down.
+    pub async fn stock_pyarrow_client_reads_do_get(setup: &Setup) {
+        let Some(python) = peer::python() else { return };
+        let server = setup.serve(interop_server()).await;
+        let socket = server
+            .location()
+            .unix_path()
+            .expect("a socket path")
+            .to_path_buf();
+        let uri = server.location().uri().to_string();
+        let code = "\
+client = flight.FlightClient(ARGS.uri)
+for name in ['many', 'large', 'dict']:
+    table = client.do_get(flight.Ticket(name.encode())).read_all()
+    print(f'{name} {table.num_rows}')
+";
+        let run = run_python_snippet(&python, code, &[uri]).await;
+        server.shutdown().await.expect("our server shuts down");
+        expect_snippet_success(&run, "stock pyarrow client over a Unix socket");
+        assert_eq!(
+            run.lines,
+            vec![
+                format!("many {}", MANY_BATCHES * MANY_ROWS),
+                format!("large {LARGE_ROWS}"),
+                format!("dict {}", DICT_BATCHES * DICT_ROWS),
+            ]
+        );
+        assert!(
+            !socket.exists(),
+            "{} still exists after shutdown",
+            socket.display()
+        );
+    }
+}
+
+/// One test per case, each with a fresh [`Setup`] of `$transport` from `$module::$case`.
 macro_rules! cases_for_transport {
-    ($transport:expr; ($($(#[$attr:meta])* $case:ident),* $(,)?)) => {
+    ($transport:ident; $module:ident; ($($(#[$attr:meta])* $case:ident),* $(,)?)) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])*
             async fn $case() {
-                super::cases::$case($transport).await;
+                let setup = super::peer::Transport::$transport.setup();
+                super::$module::$case(&setup).await;
             }
         )*
     };
 }
 
+/// A module per row (named by transport) with every case of `cases`, plus the cases of
+/// `transport_cases` the row lists after `+`.
 macro_rules! interop {
-    ($($module:ident => $transport:expr),* $(,)? ; $cases:tt) => {
+    (
+        rows { $($row:ident => $transport:ident $(+ $only:tt)?;)* }
+        cases $cases:tt
+    ) => {
         $(
-            mod $module {
-                cases_for_transport!($transport; $cases);
+            mod $row {
+                cases_for_transport!($transport; cases; $cases);
+                $(cases_for_transport!($transport; transport_cases; $only);)?
             }
         )*
     };
 }
 
 interop! {
-    grpc => super::Transport::Grpc;
-    (
+    rows {
+        grpc => Grpc;
+        tls => Tls + (untrusted_server_certificate_refused);
+        mtls => MutualTls + (
+            client_certificate_in_call_context,
+            pyarrow_client_without_certificate_refused,
+            pyarrow_server_refuses_client_without_certificate,
+        );
+        unix => Unix + (
+            client_credentials_in_call_context,
+            stock_pyarrow_client_reads_do_get,
+        );
+    }
+    cases (
         pyarrow_server_do_get,
         pyarrow_server_do_put,
         pyarrow_server_flight_info,
