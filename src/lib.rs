@@ -28,6 +28,8 @@ pub mod transports {
         read_pem_file, ClientTlsConfig, GrpcTlsTransport, LoopbackPki, ServerTlsConfig,
     };
     pub use polyflight_grpc::{GrpcSettings, GrpcTransport};
+    #[cfg(target_os = "linux")]
+    pub use polyflight_ucx::{ProgressMode, UcxOptions, UcxTransport};
     #[cfg(unix)]
     pub use polyflight_unix::{UnixListenOptions, UnixTransport};
 }
@@ -39,6 +41,8 @@ pub fn default_registry() -> Registry {
     registry.register(polyflight_grpc::GrpcTlsTransport);
     #[cfg(unix)]
     registry.register(polyflight_unix::UnixTransport);
+    #[cfg(target_os = "linux")]
+    registry.register(polyflight_ucx::UcxTransport);
     registry
 }
 

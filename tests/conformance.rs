@@ -893,7 +893,8 @@ conformance! {
     grpc_ipv6 => "grpc/ipv6",
     grpc_tls => "grpc+tls",
     grpc_mtls => "grpc+tls/mtls",
-    grpc_unix => "grpc+unix";
+    grpc_unix => "grpc+unix",
+    ucx => "ucx";
     (
         handshake,
         put_get_round_trip,

@@ -1,0 +1,358 @@
+//! Receiving active messages: one [`AmStream`] per AM id on a worker.
+//!
+//! UCX hands an active message to our callback in one of three forms, and each has its own rule:
+//!
+//! - eager: the data is valid only during the callback → copied into a 64-byte aligned buffer;
+//! - "data" (`UCP_AM_RECV_ATTR_FLAG_DATA`): UCX could let us keep its descriptor, but holding
+//!   transport receive buffers while the application works would starve the transport, and the
+//!   data is small (below the rendezvous threshold) and must be copied for alignment anyway → read
+//!   in place (copied) and `UCS_OK` returned, so UCX releases the descriptor itself, exactly once;
+//! - rendezvous (`UCP_AM_RECV_ATTR_FLAG_RNDV`): only a descriptor arrives; we return
+//!   `UCS_INPROGRESS` to keep it and hand it out as [`RndvData`], whose [`RndvData::receive`] fetches
+//!   the data with `ucp_am_recv_data_nbx` into a buffer we own (64-byte aligned, exactly the length
+//!   UCX reports), and whose drop releases an unfetched descriptor with `ucp_am_data_release`.
+//!
+//! Fetching rendezvous data only when the consumer asks is also our back-pressure for large
+//! messages: the sender's request completes only once the data has been pulled.
+
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ffi::{c_uint, c_void};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
+use ucx1_sys::{
+    size_t, ucp_am_cb_flags, ucp_am_handler_param_field, ucp_am_handler_param_t,
+    ucp_am_recv_attr_t, ucp_am_recv_param_t, ucs_status_t,
+};
+
+use super::buffer::AlignedBuf;
+use super::request::{submit, Callback};
+use super::{Status, Worker};
+use crate::error::{Result, UcxError};
+
+/// Rendezvous descriptors kept (callback returned `UCS_INPROGRESS`) and not yet fetched or released,
+/// over the whole process.
+static HELD_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many UCX receive descriptors this process holds right now: a diagnostic for leak tests
+/// (after a connection is done it must be 0). "Data" descriptors are never held (see above).
+pub fn held_descriptors() -> usize {
+    HELD_DESCRIPTORS.load(Ordering::Relaxed)
+}
+
+fn descriptor_done() {
+    HELD_DESCRIPTORS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// What the callback stored for one message.
+enum RawData {
+    Bytes(Bytes),
+    Rndv { desc: *mut c_void, length: usize },
+    Failed(UcxError),
+}
+
+struct RawMessage {
+    header: Bytes,
+    data: RawData,
+}
+
+/// Messages of one AM id waiting for the consumer. The callback's `arg` points here.
+pub(crate) struct AmInbox {
+    queue: RefCell<VecDeque<RawMessage>>,
+    waker: Cell<Option<Waker>>,
+    /// Set when the stream is dropped: later messages are discarded by UCX.
+    closed: Cell<bool>,
+}
+
+impl AmInbox {
+    fn push(&self, message: RawMessage) {
+        self.queue.borrow_mut().push_back(message);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Releases every queued rendezvous descriptor (the stream or the worker is going away).
+    pub(crate) fn release_all(&self, worker: &Worker) {
+        let drained: Vec<RawMessage> = self.queue.borrow_mut().drain(..).collect();
+        for message in drained {
+            if let RawData::Rndv { desc, .. } = message.data {
+                // SAFETY: an unfetched descriptor we kept by returning UCS_INPROGRESS; released once.
+                unsafe { (worker.api().ucp_am_data_release)(worker.handle(), desc) };
+                descriptor_done();
+            }
+        }
+    }
+}
+
+/// A received active message.
+pub struct AmMessage {
+    /// The AM header bytes (copied; headers are small).
+    pub header: Bytes,
+    /// The AM data.
+    pub data: AmData,
+}
+
+/// The data of a received active message.
+pub enum AmData {
+    /// Already here (eager or "data" kind), in a 64-byte aligned buffer.
+    Ready(Bytes),
+    /// Rendezvous: still at the sender; fetch it with [`RndvData::receive`].
+    Rndv(RndvData),
+}
+
+impl AmData {
+    /// The data length (as UCX reports it).
+    pub fn len(&self) -> usize {
+        match self {
+            AmData::Ready(bytes) => bytes.len(),
+            AmData::Rndv(rndv) => rndv.len(),
+        }
+    }
+
+    /// True when there is no data.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The data, fetching it first if it is rendezvous data.
+    pub async fn into_bytes(self) -> Result<Bytes> {
+        match self {
+            AmData::Ready(bytes) => Ok(bytes),
+            AmData::Rndv(rndv) => rndv.receive().await,
+        }
+    }
+}
+
+/// A rendezvous descriptor: the data is still on the sender's side.
+///
+/// Dropping it without [`RndvData::receive`] releases the descriptor (the sender's request then
+/// completes without the data being transferred).
+pub struct RndvData {
+    worker: Rc<Worker>,
+    desc: *mut c_void,
+    length: usize,
+    consumed: bool,
+}
+
+impl RndvData {
+    /// The data length UCX reports for this message.
+    pub fn len(&self) -> usize {
+        self.length
+    }
+
+    /// True when the message has no data.
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Fetches the data into a new 64-byte aligned buffer of exactly [`RndvData::len`] bytes.
+    pub async fn receive(mut self) -> Result<Bytes> {
+        let length = self.length;
+        let mut buffer = AlignedBuf::with_capacity(length)?;
+        let target = buffer.as_mut_ptr() as *mut c_void;
+        let worker = self.worker.clone();
+        let desc = self.desc;
+        // From here on UCX owns the descriptor: it must not be released, even if the call fails.
+        self.consumed = true;
+        descriptor_done();
+        let operation = submit(
+            buffer,
+            Callback::AmRecv,
+            length,
+            |_, _| {},
+            |param, ()| {
+                // SAFETY: desc is a rendezvous descriptor kept from our callback and not yet used;
+                // `target` points to `length` writable bytes owned by the operation until completion.
+                unsafe {
+                    (worker.api().ucp_am_recv_data_nbx)(
+                        worker.handle(),
+                        desc,
+                        target,
+                        length as size_t,
+                        param,
+                    )
+                }
+            },
+        );
+        worker.poke();
+        let (status, received, buffer) = operation.await;
+        status.check("receiving rendezvous data")?;
+        let mut buffer = buffer
+            .ok_or_else(|| UcxError::internal("rendezvous buffer missing after completion"))?;
+        if received != length {
+            return Err(UcxError::internal(format!(
+                "rendezvous receive delivered {received} of {length} bytes"
+            )));
+        }
+        // SAFETY: UCX wrote `received` bytes, which fit the capacity (checked equal to length).
+        unsafe { buffer.set_filled(received) };
+        Ok(buffer.into_bytes())
+    }
+}
+
+impl Drop for RndvData {
+    fn drop(&mut self) {
+        if !self.consumed {
+            // SAFETY: an unfetched rendezvous descriptor we kept; released exactly once, here.
+            unsafe { (self.worker.api().ucp_am_data_release)(self.worker.handle(), self.desc) };
+            descriptor_done();
+            self.worker.poke();
+        }
+    }
+}
+
+/// The received messages of one AM id on one worker.
+pub struct AmStream {
+    worker: Rc<Worker>,
+    inbox: Rc<AmInbox>,
+}
+
+impl AmStream {
+    /// Registers the receive handler for `id` on `worker`. One stream per id and worker.
+    pub fn new(worker: &Rc<Worker>, id: u16) -> Result<AmStream> {
+        let inbox = Rc::new(AmInbox {
+            queue: RefCell::new(VecDeque::new()),
+            waker: Cell::new(None),
+            closed: Cell::new(false),
+        });
+        // SAFETY: ucp_am_handler_param_t is a plain C struct; all-zero is valid.
+        let mut param: ucp_am_handler_param_t = unsafe { std::mem::zeroed() };
+        param.field_mask = (ucp_am_handler_param_field::UCP_AM_HANDLER_PARAM_FIELD_ID
+            | ucp_am_handler_param_field::UCP_AM_HANDLER_PARAM_FIELD_FLAGS
+            | ucp_am_handler_param_field::UCP_AM_HANDLER_PARAM_FIELD_CB
+            | ucp_am_handler_param_field::UCP_AM_HANDLER_PARAM_FIELD_ARG)
+            .0 as u64;
+        param.id = c_uint::from(id);
+        param.flags = ucp_am_cb_flags::UCP_AM_FLAG_WHOLE_MSG.0;
+        param.cb = Some(am_callback);
+        param.arg = Rc::as_ptr(&inbox) as *mut c_void;
+        // the worker keeps the inbox alive for as long as the handler may be called
+        worker.keep_inbox(inbox.clone());
+        // SAFETY: valid worker and parameters; arg outlives the worker (see keep_inbox).
+        let status =
+            unsafe { (worker.api().ucp_worker_set_am_recv_handler)(worker.handle(), &param) };
+        Status::from(status).check("ucp_worker_set_am_recv_handler")?;
+        Ok(AmStream {
+            worker: worker.clone(),
+            inbox,
+        })
+    }
+
+    /// The next message, waiting for one. Never ends by itself; combine it with the endpoint's
+    /// failure ([`super::Endpoint::failed`]) to stop waiting on a dead connection.
+    pub async fn recv(&self) -> AmMessage {
+        poll_fn(|cx| match self.try_recv() {
+            Some(message) => Poll::Ready(message),
+            None => {
+                self.inbox.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// The next message if one is queued. A message whose data could not be stored (out of
+    /// memory) is dropped here with an error log.
+    pub fn try_recv(&self) -> Option<AmMessage> {
+        loop {
+            let raw = self.inbox.queue.borrow_mut().pop_front()?;
+            let data = match raw.data {
+                RawData::Bytes(bytes) => AmData::Ready(bytes),
+                RawData::Rndv { desc, length } => AmData::Rndv(RndvData {
+                    worker: self.worker.clone(),
+                    desc,
+                    length,
+                    consumed: false,
+                }),
+                RawData::Failed(error) => {
+                    tracing::error!(%error, "dropping an active message that could not be stored");
+                    continue;
+                }
+            };
+            return Some(AmMessage {
+                header: raw.header,
+                data,
+            });
+        }
+    }
+
+    /// Number of messages waiting.
+    pub fn pending(&self) -> usize {
+        self.inbox.queue.borrow().len()
+    }
+}
+
+impl Drop for AmStream {
+    fn drop(&mut self) {
+        self.inbox.closed.set(true);
+        self.inbox.release_all(&self.worker);
+    }
+}
+
+/// A slice view of memory UCX passed to a callback; empty for a NULL pointer or zero length.
+///
+/// # Safety
+/// When non-null, `ptr` must point to `len` readable bytes for the duration of the callback.
+unsafe fn callback_slice<'a>(ptr: *const c_void, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
+    }
+}
+
+unsafe extern "C" fn am_callback(
+    arg: *mut c_void,
+    header: *const c_void,
+    header_length: size_t,
+    data: *mut c_void,
+    length: size_t,
+    param: *const ucp_am_recv_param_t,
+) -> ucs_status_t {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: arg is the Rc<AmInbox> pointer registered with the handler; the worker keeps
+        // it alive for as long as the handler can be called.
+        let inbox = unsafe { &*(arg as *const AmInbox) };
+        if inbox.closed.get() {
+            // UCS_OK: UCX drops the message (for rendezvous it tells the sender it is done)
+            return ucs_status_t::UCS_OK;
+        }
+        // SAFETY: UCX passes header_length readable bytes at header for the callback's duration.
+        let header =
+            Bytes::copy_from_slice(unsafe { callback_slice(header, header_length as usize) });
+        // SAFETY: param is valid during the callback.
+        let recv_attr = if param.is_null() {
+            0
+        } else {
+            unsafe { (*param).recv_attr }
+        };
+        let length = length as usize;
+        if recv_attr & ucp_am_recv_attr_t::UCP_AM_RECV_ATTR_FLAG_RNDV as u64 != 0 {
+            HELD_DESCRIPTORS.fetch_add(1, Ordering::Relaxed);
+            inbox.push(RawMessage {
+                header,
+                data: RawData::Rndv { desc: data, length },
+            });
+            // keep the descriptor: it is fetched or released later, exactly once
+            return ucs_status_t::UCS_INPROGRESS;
+        }
+        // eager or "data" kind: read it in place now (see the module comment)
+        // SAFETY: UCX passes `length` readable bytes at data for the callback's duration.
+        let bytes = unsafe { callback_slice(data, length) };
+        let data = match AlignedBuf::copy_from(bytes) {
+            Ok(buffer) => RawData::Bytes(buffer.into_bytes()),
+            Err(error) => RawData::Failed(error),
+        };
+        inbox.push(RawMessage { header, data });
+        ucs_status_t::UCS_OK
+    }));
+    outcome.unwrap_or_else(|_| {
+        tracing::error!("panic in the UCX active message callback; message dropped");
+        ucs_status_t::UCS_OK
+    })
+}

@@ -1,0 +1,144 @@
+//! The UCP context: one per server or client, shared by all of its workers (threads).
+
+use std::ffi::CString;
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use ucx1_sys::{ucp_config_t, ucp_context_h, ucp_feature, ucp_params_field, ucp_params_t};
+
+use super::sys::{self, Api};
+use super::Status;
+use crate::error::{Result, UcxError};
+
+/// A UCP context with the active message and wakeup features.
+///
+/// UCX reads its `UCX_*` environment variables (e.g. `UCX_TLS`) when the context is created.
+/// The context is shared by workers living on different threads, so it is created with
+/// `mt_workers_shared`; it is cleaned up when the last worker (and handle) is gone.
+pub struct Context {
+    api: &'static Api,
+    handle: ucp_context_h,
+    /// Serialises worker creation and destruction, which touch the context's shared state.
+    lifecycle: Mutex<()>,
+}
+
+// SAFETY: a context created with mt_workers_shared may be used from several threads; the
+// operations we do on it from more than one thread (worker create/destroy) are also serialised.
+unsafe impl Send for Context {}
+// SAFETY: see Send.
+unsafe impl Sync for Context {}
+
+impl Context {
+    /// Creates a context, loading the UCX library if needed.
+    pub fn new() -> Result<Arc<Context>> {
+        let api = sys::api()?;
+        let mut config: *mut ucp_config_t = ptr::null_mut();
+        // SAFETY: NULL prefix and file mean "the UCX_ environment"; config is an out-parameter.
+        let status = unsafe { (api.ucp_config_read)(ptr::null(), ptr::null(), &mut config) };
+        Status::from(status).check("ucp_config_read")?;
+        apply_defaults(api, config);
+
+        let name = CString::new("polyflight").map_err(|e| UcxError::internal(e.to_string()))?;
+        // SAFETY: ucp_params_t is a plain C struct of integers, pointers and nullable function
+        // pointers; all-zero is a valid value, and only fields named in field_mask are read.
+        let mut params: ucp_params_t = unsafe { std::mem::zeroed() };
+        params.field_mask = (ucp_params_field::UCP_PARAM_FIELD_FEATURES
+            | ucp_params_field::UCP_PARAM_FIELD_MT_WORKERS_SHARED
+            | ucp_params_field::UCP_PARAM_FIELD_NAME)
+            .0 as u64;
+        params.features = (ucp_feature::UCP_FEATURE_AM | ucp_feature::UCP_FEATURE_WAKEUP).0 as u64;
+        params.mt_workers_shared = 1;
+        params.name = name.as_ptr();
+
+        let mut handle: ucp_context_h = ptr::null_mut();
+        // SAFETY: params and config are valid for the call; handle is an out-parameter.
+        let status = unsafe {
+            (api.ucp_init_version)(
+                ucx1_sys::UCP_API_MAJOR,
+                ucx1_sys::UCP_API_MINOR,
+                &params,
+                config,
+                &mut handle,
+            )
+        };
+        // SAFETY: config came from ucp_config_read and is released once, here.
+        unsafe { (api.ucp_config_release)(config) };
+        Status::from(status).check("ucp_init")?;
+        if handle.is_null() {
+            return Err(UcxError::internal("ucp_init returned no context"));
+        }
+        tracing::debug!(library = %api.path.display(), "UCX context created");
+        Ok(Arc::new(Context {
+            api,
+            handle,
+            lifecycle: Mutex::new(()),
+        }))
+    }
+
+    pub(crate) fn api(&self) -> &'static Api {
+        self.api
+    }
+
+    pub(crate) fn handle(&self) -> ucp_context_h {
+        self.handle
+    }
+
+    pub(crate) fn lifecycle_lock(&self) -> MutexGuard<'_, ()> {
+        // a poisoned lock only means another thread panicked while holding it; the guarded
+        // state is UCX's, which a Rust panic cannot have left half-updated
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// UCX settings we change from UCX's defaults: (name without `UCX_`, value, variables that mean
+/// the user chose for themselves). Our endpoints use peer error handling, and UCX leaves the shared
+/// memory transports posix and sysv out of such endpoints unless they claim error handling support.
+/// The connection manager's TCP socket still detects a peer that goes away, so claiming it is safe
+/// here, and without it two processes on one host would exchange everything over TCP.
+const DEFAULTS: &[(&str, &str, &[&str])] = &[(
+    "MM_ERROR_HANDLING",
+    "y",
+    &[
+        "UCX_MM_ERROR_HANDLING",
+        "UCX_POSIX_ERROR_HANDLING",
+        "UCX_SYSV_ERROR_HANDLING",
+    ],
+)];
+
+/// Whether `UCX_TLS` leaves the shared memory transports in (UCX warns about settings of
+/// transports that are not loaded).
+fn shared_memory_enabled() -> bool {
+    let Ok(tls) = std::env::var("UCX_TLS") else {
+        return true;
+    };
+    tls.starts_with('^')
+        || tls.split(',').any(|name| {
+            let name = name.trim().split(':').next().unwrap_or("");
+            ["all", "sm", "shm", "mm", "posix", "sysv"].contains(&name)
+        })
+}
+
+fn apply_defaults(api: &Api, config: *mut ucp_config_t) {
+    if !shared_memory_enabled() {
+        return;
+    }
+    for (name, value, user_vars) in DEFAULTS {
+        if user_vars.iter().any(|var| std::env::var_os(var).is_some()) {
+            continue;
+        }
+        let (Ok(c_name), Ok(c_value)) = (CString::new(*name), CString::new(*value)) else {
+            continue;
+        };
+        // SAFETY: config is a live configuration; name and value are NUL-terminated strings.
+        let status = unsafe { (api.ucp_config_modify)(config, c_name.as_ptr(), c_value.as_ptr()) };
+        if let Err(e) = Status::from(status).check("ucp_config_modify") {
+            tracing::debug!(name, value, error = %e, "UCX default not applied");
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // SAFETY: every worker holds an Arc<Context>, so none is left; the handle is valid.
+        unsafe { (self.api.ucp_cleanup)(self.handle) };
+    }
+}
