@@ -24,7 +24,11 @@ fn ok_stream<T: Send + 'static>(items: Vec<T>) -> FlightStream<T> {
     futures::stream::iter(items.into_iter().map(Ok)).boxed()
 }
 
-async fn put(client: &polyflight::FlightClient, path: &str, batches: Vec<arrow_array::RecordBatch>) -> usize {
+async fn put(
+    client: &polyflight::FlightClient,
+    path: &str,
+    batches: Vec<arrow_array::RecordBatch>,
+) -> usize {
     let results: Vec<_> = client
         .do_put(
             FlightDescriptor::new_path([path]),
@@ -656,26 +660,52 @@ pub mod cases {
 
     pub async fn auth_basic_bearer(env: &Env) {
         let secured = Env::start_with(env.transport, |b| {
-            b.auth(polyflight::BasicAuthenticator::with_users([("alice", "s3cret")]))
+            b.auth(polyflight::BasicAuthenticator::with_users([(
+                "alice", "s3cret",
+            )]))
         })
         .await;
-        let whoami = Action { r#type: "whoami".into(), body: Bytes::new() };
+        let whoami = Action {
+            r#type: "whoami".into(),
+            body: Bytes::new(),
+        };
         // No credentials: rejected before the service.
-        let err = collect_action(&secured.client, whoami.clone()).await.unwrap_err();
+        let err = collect_action(&secured.client, whoami.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), FlightCode::Unauthenticated, "{err}");
         assert_code(
-            secured.client.get_flight_info(FlightDescriptor::new_path(["x"])).await,
+            secured
+                .client
+                .get_flight_info(FlightDescriptor::new_path(["x"]))
+                .await,
             FlightCode::Unauthenticated,
         );
         // Wrong password.
-        let err = secured.client.authenticate_basic("alice", "wrong").await.unwrap_err();
+        let err = secured
+            .client
+            .authenticate_basic("alice", "wrong")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), FlightCode::Unauthenticated, "{err}");
         // Basic -> Bearer, then the identity reaches the handler.
-        let alice = secured.client.authenticate_basic("alice", "s3cret").await.unwrap();
-        assert_eq!(collect_action(&alice, whoami.clone()).await.unwrap(), vec![Bytes::from_static(b"alice")]);
+        let alice = secured
+            .client
+            .authenticate_basic("alice", "s3cret")
+            .await
+            .unwrap();
+        assert_eq!(
+            collect_action(&alice, whoami.clone()).await.unwrap(),
+            vec![Bytes::from_static(b"alice")]
+        );
         // A forged token is refused.
-        let forged = secured.client.with_call_options(CallOptions::new().header("authorization", "Bearer 00ff"));
-        assert_code(collect_action(&forged, whoami).await, FlightCode::Unauthenticated);
+        let forged = secured
+            .client
+            .with_call_options(CallOptions::new().header("authorization", "Bearer 00ff"));
+        assert_code(
+            collect_action(&forged, whoami).await,
+            FlightCode::Unauthenticated,
+        );
         secured.stop().await;
     }
 
@@ -684,12 +714,26 @@ pub mod cases {
             b.auth(polyflight::BasicAuthenticator::with_users([("bob", "pw")]))
         })
         .await;
-        let bob = secured.client.authenticate_basic_proto("bob", "pw").await.unwrap();
-        let whoami = Action { r#type: "whoami".into(), body: Bytes::new() };
-        assert_eq!(collect_action(&bob, whoami).await.unwrap(), vec![Bytes::from_static(b"bob")]);
+        let bob = secured
+            .client
+            .authenticate_basic_proto("bob", "pw")
+            .await
+            .unwrap();
+        let whoami = Action {
+            r#type: "whoami".into(),
+            body: Bytes::new(),
+        };
+        assert_eq!(
+            collect_action(&bob, whoami).await.unwrap(),
+            vec![Bytes::from_static(b"bob")]
+        );
         assert!(bob.call_options().headers.get("auth-token-bin").is_some());
         put(&bob, "bobs", vec![int64_batch(2, 1)]).await;
-        let err = secured.client.authenticate_basic_proto("bob", "nope").await.unwrap_err();
+        let err = secured
+            .client
+            .authenticate_basic_proto("bob", "nope")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), FlightCode::Unauthenticated);
         secured.stop().await;
     }
@@ -698,40 +742,94 @@ pub mod cases {
         let server_events = Arc::new(Mutex::new(Vec::new()));
         let events = server_events.clone();
         let secured = Env::start_with(env.transport, move |b| {
-            b.middleware(Recorder { events, name: "first" })
-                .middleware(Recorder { events: Arc::new(Mutex::new(Vec::new())), name: "second" })
+            b.middleware(Recorder {
+                events,
+                name: "first",
+            })
+            .middleware(Recorder {
+                events: Arc::new(Mutex::new(Vec::new())),
+                name: "second",
+            })
         })
         .await;
         let client_events = Arc::new(Mutex::new(Vec::new()));
-        let client = secured.client.with_middleware(ClientRecorder { events: client_events.clone() });
+        let client = secured.client.with_middleware(ClientRecorder {
+            events: client_events.clone(),
+        });
         // Client middleware adds a header the handler sees; the server's middleware answers with a
         // response header and a trailer that client middleware sees.
-        let lines = collect_action(&client, Action { r#type: "echo-headers".into(), body: Bytes::new() })
-            .await
-            .unwrap();
-        assert!(lines.contains(&Bytes::from_static(b"x-client-mw=1")), "{lines:?}");
+        let lines = collect_action(
+            &client,
+            Action {
+                r#type: "echo-headers".into(),
+                body: Bytes::new(),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            lines.contains(&Bytes::from_static(b"x-client-mw=1")),
+            "{lines:?}"
+        );
         put(&client, "mw-data", vec![int64_batch(3, 1)]).await;
         assert_eq!(get(&client, "mw-data").await.len(), 1);
         let events = client_events.lock().unwrap().clone();
-        assert!(events.contains(&"headers DoAction x-mw=first,second".to_string()), "{events:?}");
-        assert!(events.contains(&"end DoAction OK trailer=second,first".to_string()), "{events:?}");
+        assert!(
+            events.contains(&"headers DoAction x-mw=first,second".to_string()),
+            "{events:?}"
+        );
+        assert!(
+            events.contains(&"end DoAction OK trailer=second,first".to_string()),
+            "{events:?}"
+        );
         // Errors reach both sides' middleware with their code.
-        let _ = collect_action(&client, Action { r#type: "error".into(), body: Bytes::from_static(b"5") }).await;
-        wait_for(|| server_events.lock().unwrap().iter().any(|e| e == "first end DoAction NOT_FOUND")).await;
-        assert!(client_events.lock().unwrap().iter().any(|e| e.starts_with("end DoAction NOT_FOUND")));
+        let _ = collect_action(
+            &client,
+            Action {
+                r#type: "error".into(),
+                body: Bytes::from_static(b"5"),
+            },
+        )
+        .await;
+        wait_for(|| {
+            server_events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e == "first end DoAction NOT_FOUND")
+        })
+        .await;
+        assert!(client_events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("end DoAction NOT_FOUND")));
         // Middleware can reject a call before the service sees it.
         let rejected = client.with_call_options(CallOptions::new().header("x-reject", "please"));
         let outcome = rejected
-            .do_put(FlightDescriptor::new_path(["never"]), futures::stream::iter([Ok(int64_batch(1, 1))]))
+            .do_put(
+                FlightDescriptor::new_path(["never"]),
+                futures::stream::iter([Ok(int64_batch(1, 1))]),
+            )
             .await;
         let outcome = match outcome {
             Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
             Err(e) => Err(e),
         };
         assert_code(outcome, FlightCode::Unauthorized);
-        assert!(secured.service.store.get(b"never").is_none(), "a rejected call reached the service");
+        assert!(
+            secured.service.store.get(b"never").is_none(),
+            "a rejected call reached the service"
+        );
         // Streams end in middleware too.
-        wait_for(|| server_events.lock().unwrap().iter().any(|e| e.starts_with("first end DoGet"))).await;
+        wait_for(|| {
+            server_events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.starts_with("first end DoGet"))
+        })
+        .await;
         secured.stop().await;
     }
 
@@ -743,19 +841,31 @@ pub mod cases {
             .do_get(Ticket::new(Bytes::from_static(b"slow:3000")))
             .await
             .unwrap();
-        assert!(stream.try_next().await.unwrap().is_some(), "first batch comes at once");
+        assert!(
+            stream.try_next().await.unwrap().is_some(),
+            "first batch comes at once"
+        );
         let err = stream.try_next().await.unwrap_err();
         assert_eq!(err.code(), FlightCode::TimedOut, "{err}");
         assert!(err.message().contains("progress timeout"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     pub async fn write_size_limit(env: &Env) {
-        let limited = env.client.with_call_options(CallOptions::new().max_write_size(64 * 1024));
+        let limited = env
+            .client
+            .with_call_options(CallOptions::new().max_write_size(64 * 1024));
         // 1.6 MB: one message under the encoder's 2 MiB split size, far over the limit.
         let big = int64_batch(100_000, 2);
         let outcome = match limited
-            .do_put(FlightDescriptor::new_path(["too-big"]), futures::stream::iter([Ok(big)]))
+            .do_put(
+                FlightDescriptor::new_path(["too-big"]),
+                futures::stream::iter([Ok(big)]),
+            )
             .await
         {
             Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
@@ -766,7 +876,10 @@ pub mod cases {
         assert!(env.service.store.get(b"too-big").is_none());
         // Small batches pass.
         let ok: Vec<_> = limited
-            .do_put(FlightDescriptor::new_path(["small"]), futures::stream::iter([Ok(int64_batch(100, 2))]))
+            .do_put(
+                FlightDescriptor::new_path(["small"]),
+                futures::stream::iter([Ok(int64_batch(100, 2))]),
+            )
             .await
             .unwrap()
             .try_collect()
@@ -795,7 +908,10 @@ pub mod cases {
     }
 }
 
-async fn collect_action(client: &polyflight::FlightClient, action: Action) -> polyflight::Result<Vec<Bytes>> {
+async fn collect_action(
+    client: &polyflight::FlightClient,
+    action: Action,
+) -> polyflight::Result<Vec<Bytes>> {
     client.do_action(action).await?.try_collect().await
 }
 
@@ -817,9 +933,16 @@ impl polyflight::ServerMiddleware for Recorder {
     }
 
     fn call_ended(&self, ctx: &polyflight::CallContext, status: &Result<(), FlightError>) {
-        let code = status.as_ref().err().map(|e| e.code()).unwrap_or(FlightCode::Ok);
+        let code = status
+            .as_ref()
+            .err()
+            .map(|e| e.code())
+            .unwrap_or(FlightCode::Ok);
         ctx.append_response_trailer("x-mw-status", self.name);
-        self.events.lock().unwrap().push(format!("{} end {} {code}", self.name, ctx.method()));
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("{} end {} {code}", self.name, ctx.method()));
     }
 }
 
@@ -834,8 +957,14 @@ impl polyflight::ClientMiddleware for ClientRecorder {
     }
 
     fn received_headers(&self, method: polyflight::FlightMethod, headers: &polyflight::Headers) {
-        let values: Vec<String> = headers.get_all("x-mw").map(|v| String::from_utf8_lossy(v).into_owned()).collect();
-        self.events.lock().unwrap().push(format!("headers {method} x-mw={}", values.join(",")));
+        let values: Vec<String> = headers
+            .get_all("x-mw")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("headers {method} x-mw={}", values.join(",")));
     }
 
     fn call_ended(
@@ -844,12 +973,19 @@ impl polyflight::ClientMiddleware for ClientRecorder {
         status: &Result<(), FlightError>,
         trailers: &polyflight::Headers,
     ) {
-        let code = status.as_ref().err().map(|e| e.code()).unwrap_or(FlightCode::Ok);
+        let code = status
+            .as_ref()
+            .err()
+            .map(|e| e.code())
+            .unwrap_or(FlightCode::Ok);
         let values: Vec<String> = trailers
             .get_all("x-mw-status")
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
-        self.events.lock().unwrap().push(format!("end {method} {code} trailer={}", values.join(",")));
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("end {method} {code} trailer={}", values.join(",")));
     }
 }
 

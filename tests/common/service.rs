@@ -185,7 +185,10 @@ impl FlightService for TestService {
             "error" => Err(requested_error(&action.body)),
             "whoami" => {
                 let identity = ctx.identity().unwrap_or_default();
-                Ok(futures::stream::iter([Ok(ActionResult { body: identity.into() })]).boxed())
+                Ok(futures::stream::iter([Ok(ActionResult {
+                    body: identity.into(),
+                })])
+                .boxed())
             }
             "peer" => {
                 let peer = ctx.peer();

@@ -5,6 +5,7 @@
 //! - `cargo xtask codegen`  regenerate the checked-in protobuf code from `proto/` (`--check`: fail if stale)
 //! - `cargo xtask test`     everything CI runs: format, lint, codegen check, the whole test suite
 //! - `cargo xtask ci`       the same as `test`
+//! - `cargo xtask bench`    the transport benchmark, quick preset (extra args go to `polyflight bench`)
 
 mod codegen;
 mod deps;
@@ -24,11 +25,12 @@ fn main() -> Result<()> {
         "deps" => deps::ensure_build_deps(),
         "codegen" => codegen::run(rest.iter().any(|a| a == "--check")),
         "test" | "ci" => test(rest),
+        "bench" => bench(rest),
         "interop-venv" => {
             venv::ensure_interop_venv().map(|python| println!("{}", python.display()))
         }
         _ => {
-            eprintln!("usage: cargo xtask <deps|codegen [--check]|test|ci>");
+            eprintln!("usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]>");
             if cmd == "help" {
                 Ok(())
             } else {
@@ -79,6 +81,43 @@ fn test(extra: &[String]) -> Result<()> {
     let python = venv::ensure_interop_venv()?;
     std::env::set_var("POLYFLIGHT_PYTHON", &python);
     let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)?;
+    // UCX's layer is unsafe FFI whose bugs show at higher optimisation levels (the released
+    // async-ucx fails only in release builds), so its tests and its conformance row run in
+    // release too.
+    run("cargo", &["test", "--release", "-p", "polyflight-ucx"])?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "polyflight",
+            "--test",
+            "conformance",
+            "ucx::",
+        ],
+    )
+}
+
+/// `cargo xtask bench [ARGS…]`: every registered transport side by side with arrow-flight and
+/// the raw-socket ceilings (quick preset, about a minute on 2 cores once built). The report and
+/// chart go under `target/bench/`; ARGS are passed on to `polyflight bench` and win over these.
+fn bench(extra: &[String]) -> Result<()> {
+    deps::ensure_build_deps()?;
+    let mut args = vec![
+        "run",
+        "--release",
+        "-p",
+        "polyflight-cli",
+        "--",
+        "bench",
+        "--json",
+        "target/bench/polyflight-bench.json",
+        "--svg",
+        "target/bench/polyflight-bench.svg",
+    ];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)
 }

@@ -74,9 +74,7 @@ impl BasicAuthenticator {
             .into_iter()
             .map(|(u, p)| (u.into(), p.into()))
             .collect();
-        Self::new(move |user: &str, password: &str| {
-            table.get(user).is_some_and(|p| p == password)
-        })
+        Self::new(move |user: &str, password: &str| table.get(user).is_some_and(|p| p == password))
     }
 
     fn issue(&self, user: &str) -> Result<Bytes> {
@@ -213,7 +211,11 @@ mod tests {
     #[test]
     fn basic_values_decode_leniently() {
         // "user:pa:ss" with and without padding, and the URL-safe alphabet.
-        for value in ["Basic dXNlcjpwYTpzcw==", "basic dXNlcjpwYTpzcw", "Basic  dXNlcjpwYTpzcw= "] {
+        for value in [
+            "Basic dXNlcjpwYTpzcw==",
+            "basic dXNlcjpwYTpzcw",
+            "Basic  dXNlcjpwYTpzcw= ",
+        ] {
             assert_eq!(
                 parse_basic(value),
                 Some(("user".to_string(), "pa:ss".to_string())),

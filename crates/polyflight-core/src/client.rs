@@ -14,6 +14,7 @@ use crate::data::FlightData;
 use crate::error::{FlightCode, FlightError, Result};
 use crate::headers::Headers;
 use crate::location::Location;
+use crate::middleware::ClientMiddleware;
 use crate::proto::{
     Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CloseSessionRequest,
     CloseSessionResult, Criteria, Empty, FlightDescriptor, FlightEndpoint, FlightInfo,
@@ -22,7 +23,6 @@ use crate::proto::{
     SetSessionOptionsResult, Ticket,
 };
 use crate::registry::Registry;
-use crate::middleware::ClientMiddleware;
 use crate::transport::{
     CallMetadata, ClientTransport, ConnectOptions, FlightMethod, FlightStream, Response, Trailers,
 };
@@ -245,11 +245,19 @@ impl<T> Stream for ControlledStream<T> {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if this.cancelled.as_mut().is_some_and(|c| c.as_mut().poll(cx).is_ready()) {
+        if this
+            .cancelled
+            .as_mut()
+            .is_some_and(|c| c.as_mut().poll(cx).is_ready())
+        {
             let err = this.control.cancelled();
             return this.fail(err);
         }
-        if this.sleep.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready()) {
+        if this
+            .sleep
+            .as_mut()
+            .is_some_and(|s| s.as_mut().poll(cx).is_ready())
+        {
             let err = this.control.timed_out();
             return this.fail(err);
         }
@@ -479,7 +487,8 @@ impl FlightClient {
         requests: FlightStream<HandshakeRequest>,
     ) -> Result<Response<FlightStream<HandshakeResponse>>> {
         let (meta, control) = self.begin(FlightMethod::Handshake);
-        control.streaming(self.inner.transport.handshake(meta, requests))
+        control
+            .streaming(self.inner.transport.handshake(meta, requests))
             .await
     }
 
@@ -517,26 +526,33 @@ impl FlightClient {
     /// `GetFlightInfo`.
     pub async fn get_flight_info(&self, descriptor: FlightDescriptor) -> Result<FlightInfo> {
         let (meta, control) = self.begin(FlightMethod::GetFlightInfo);
-        control.unary(self.inner.transport.get_flight_info(meta, descriptor)).await
+        control
+            .unary(self.inner.transport.get_flight_info(meta, descriptor))
+            .await
     }
 
     /// `PollFlightInfo`.
     pub async fn poll_flight_info(&self, descriptor: FlightDescriptor) -> Result<PollInfo> {
         let (meta, control) = self.begin(FlightMethod::PollFlightInfo);
-        control.unary(self.inner.transport.poll_flight_info(meta, descriptor)).await
+        control
+            .unary(self.inner.transport.poll_flight_info(meta, descriptor))
+            .await
     }
 
     /// `GetSchema`, decoded.
     pub async fn get_schema(&self, descriptor: FlightDescriptor) -> Result<SchemaRef> {
         let (meta, control) = self.begin(FlightMethod::GetSchema);
-        let result = control.unary(self.inner.transport.get_schema(meta, descriptor)).await?;
+        let result = control
+            .unary(self.inner.transport.get_schema(meta, descriptor))
+            .await?;
         Ok(Arc::new(crate::codec::decode_schema(&result.schema)?))
     }
 
     /// `DoGet` as raw FlightData.
     pub async fn do_get_data(&self, ticket: Ticket) -> Result<Response<FlightStream<FlightData>>> {
         let (meta, control) = self.begin(FlightMethod::DoGet);
-        control.streaming(self.inner.transport.do_get(meta, ticket))
+        control
+            .streaming(self.inner.transport.do_get(meta, ticket))
             .await
     }
 
@@ -619,11 +635,7 @@ impl FlightClient {
     pub async fn list_actions(&self) -> Result<Vec<ActionType>> {
         let (meta, control) = self.begin(FlightMethod::ListActions);
         let call = self.inner.transport.list_actions(meta, Empty {});
-        control.streaming(call)
-            .await?
-            .body
-            .try_collect()
-            .await
+        control.streaming(call).await?.body.try_collect().await
     }
 
     // ---- authentication -----------------------------------------------------------------------
@@ -679,9 +691,11 @@ impl FlightClient {
             .map(|r| r.payload.clone())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| FlightError::unauthenticated("the handshake returned no token"))?;
-        Ok(self.with_call_options(
-            CallOptions::new().header(crate::auth::AUTH_TOKEN_HEADER, token),
-        ))
+        Ok(
+            self.with_call_options(
+                CallOptions::new().header(crate::auth::AUTH_TOKEN_HEADER, token),
+            ),
+        )
     }
 
     /// [`FlightClient::authenticate_handshake`] with a serialized `BasicAuth` payload (Arrow's

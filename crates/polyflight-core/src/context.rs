@@ -180,9 +180,7 @@ impl CallContext {
     /// Adds a response trailer, sent after the last response message (gRPC trailers; the UCX
     /// status frame).
     pub fn append_response_trailer(&self, key: impl AsRef<str>, value: impl Into<Bytes>) {
-        self.inner
-            .trailers
-            .extend(Headers::new().with(key, value));
+        self.inner.trailers.extend(Headers::new().with(key, value));
     }
 
     /// The trailers of this call, shared with the transport that sends them.

@@ -31,6 +31,7 @@ pub mod transport;
 mod types;
 
 pub use async_trait::async_trait;
+pub use auth::{BasicAuthenticator, ServerAuthHandler};
 pub use client::{CallOptions, FlightClient};
 pub use context::{CallContext, PeerCredentials, PeerInfo, TlsPeerIdentity};
 pub use data::{DataBody, FlightData};
@@ -38,7 +39,6 @@ pub use error::{FlightCode, FlightError, Result};
 pub use headers::Headers;
 pub use location::{Location, Scheme};
 pub use middleware::{ClientMiddleware, ServerMiddleware};
-pub use auth::{BasicAuthenticator, ServerAuthHandler};
 pub use registry::Registry;
 pub use server::{Dispatcher, Server, ServerBuilder};
 pub use service::FlightService;

@@ -7,10 +7,10 @@
 
 use crate::auth::ServerAuthHandler;
 use crate::context::CallContext;
-use crate::middleware::ServerMiddleware;
 use crate::data::FlightData;
 use crate::error::{FlightError, Result};
 use crate::location::Location;
+use crate::middleware::ServerMiddleware;
 use crate::proto::{
     Action, ActionType, Criteria, FlightDescriptor, FlightInfo, HandshakeRequest,
     HandshakeResponse, PollInfo, PutResult, Result as ActionResult, SchemaResult, Ticket,
@@ -72,7 +72,9 @@ impl CallGuard {
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        self.end(Err(FlightError::cancelled("the call was abandoned by the client")));
+        self.end(Err(FlightError::cancelled(
+            "the call was abandoned by the client",
+        )));
     }
 }
 
@@ -200,7 +202,9 @@ impl Dispatcher {
             }
         };
         let headers = ctx.response_headers();
-        let deadline = ctx.deadline().map(|d| Box::pin(tokio::time::sleep_until(d)));
+        let deadline = ctx
+            .deadline()
+            .map(|d| Box::pin(tokio::time::sleep_until(d)));
         let body: FlightStream<T> = Box::pin(CallStream {
             inner: Some(stream),
             deadline,

@@ -90,8 +90,10 @@ pub fn out_body(
             }
             match messages.next().await {
                 Some(Ok(pieces)) => {
-                    let items: Vec<Result<Frame<Bytes>, BoxError>> =
-                        frames(pieces).into_iter().map(|b| Ok(Frame::data(b))).collect();
+                    let items: Vec<Result<Frame<Bytes>, BoxError>> = frames(pieces)
+                        .into_iter()
+                        .map(|b| Ok(Frame::data(b)))
+                        .collect();
                     Some((futures::stream::iter(items).boxed(), (messages, false)))
                 }
                 Some(Err(err)) if with_trailers => {

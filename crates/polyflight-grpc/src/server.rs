@@ -305,11 +305,8 @@ async fn handle(
     .await;
     match result {
         Ok(response) => {
-            let mut http_response = Response::new(body::out_body(
-                response.body,
-                true,
-                Some(response.trailers),
-            ));
+            let mut http_response =
+                Response::new(body::out_body(response.body, true, Some(response.trailers)));
             let headers = http_response.headers_mut();
             headers.insert(
                 http::header::CONTENT_TYPE,

@@ -1,0 +1,141 @@
+//! A tiny benchmark (a few MB per workload) over grpc in process, end to end: the JSON report
+//! has every expected row, every workload, and numbers that make sense.
+
+use polyflight_bench::{run, BenchConfig, BenchReport};
+use serde_json::Value;
+
+fn f(value: &Value) -> f64 {
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+#[test]
+fn a_tiny_bench_over_grpc_reports_every_row() {
+    let mut config = BenchConfig::tiny();
+    config.transports = vec!["grpc".into()];
+    let mut lines = Vec::new();
+    let report = run(&config, &polyflight::default_registry(), &mut |line| {
+        lines.push(line.to_string())
+    })
+    .expect("the run completes");
+    assert!(lines.iter().any(|l| l.contains("DoGet")), "{lines:?}");
+
+    let json = report.to_json().expect("serialises");
+    let back: BenchReport = serde_json::from_str(&json).expect("parses back");
+    assert_eq!(back.rows.len(), report.rows.len());
+    let value: Value = serde_json::from_str(&json).expect("valid JSON");
+    assert!(value["units"]["mb_per_s"]
+        .as_str()
+        .unwrap()
+        .contains("10^6"));
+    let rows = value["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["grpc", "arrow-flight (grpc)", "raw tcp", "raw unix"],
+        "{json}"
+    );
+
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        assert!(row["skipped"].is_null(), "{name}: {}", row["skipped"]);
+        assert_eq!(
+            row["errors"].as_array().unwrap().len(),
+            0,
+            "{name}: {}",
+            row["errors"]
+        );
+        let throughput = row["throughput"].as_array().unwrap();
+        let workloads: Vec<(String, u64)> = throughput
+            .iter()
+            .map(|t| {
+                (
+                    t["workload"].as_str().unwrap().to_string(),
+                    t["batch_rows"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        for t in throughput {
+            let mb_per_s = f(&t["mb_per_s"]);
+            let bytes = t["data_bytes"].as_u64().unwrap();
+            let seconds = f(&t["seconds"]);
+            assert!(mb_per_s > 1.0 && mb_per_s < 1e6, "{name}: {t}");
+            assert!(seconds > 0.0 && seconds < 60.0, "{name}: {t}");
+            assert!(
+                (bytes as f64 / seconds / 1e6 - mb_per_s).abs() < 1e-6 * mb_per_s,
+                "{name}: {t}"
+            );
+            // At least what was asked for (whole batches round it up), and not wildly more.
+            let asked = match t["workload"].as_str().unwrap() {
+                "DoPut" => config.put_bytes,
+                "DoExchange" => config.exchange_bytes,
+                _ => config.doget_bytes,
+            };
+            assert!(bytes >= asked * 9 / 10 && bytes < asked * 2, "{name}: {t}");
+            assert!(f(&t["cpu"]["process_s"]) > 0.0, "{name}: {t}");
+            assert!(f(&t["cpu_s_per_gb"]["process"]) > 0.0, "{name}: {t}");
+            if cfg!(target_os = "linux") {
+                assert!(f(&t["cpu"]["client_s"]) >= 0.0, "{name}: {t}");
+                assert!(f(&t["cpu"]["server_s"]) >= 0.0, "{name}: {t}");
+            }
+        }
+        match row["kind"].as_str().unwrap() {
+            "ceiling" => {
+                assert_eq!(
+                    workloads,
+                    [("Socket".to_string(), 1024), ("Socket".to_string(), 8192)]
+                );
+            }
+            kind => {
+                assert!(matches!(kind, "transport" | "reference"), "{kind}");
+                assert_eq!(
+                    workloads,
+                    [
+                        ("DoGet".to_string(), 1024),
+                        ("DoGet".to_string(), 8192),
+                        ("DoPut".to_string(), 8192),
+                        ("DoExchange".to_string(), 8192),
+                    ],
+                    "{name}"
+                );
+                assert_eq!(row["ceiling"], "raw tcp");
+                for t in throughput {
+                    assert!(f(&t["vs_grpc"]) > 0.0, "{name}: {t}");
+                    if t["workload"] != "DoExchange" {
+                        assert!(f(&t["vs_ceiling"]) > 0.0, "{name}: {t}");
+                    }
+                }
+                let calls: Vec<&str> = row["latency"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["call"].as_str().unwrap())
+                    .collect();
+                assert_eq!(calls, ["GetFlightInfo", "DoAction"], "{name}");
+                for l in row["latency"].as_array().unwrap() {
+                    assert_eq!(l["calls"].as_u64(), Some(u64::from(config.latency_calls)));
+                    let p = [&l["p50_us"], &l["p95_us"], &l["p99_us"], &l["max_us"]].map(f);
+                    assert!(p[0] > 0.0 && p.windows(2).all(|w| w[0] <= w[1]), "{l}");
+                }
+            }
+        }
+    }
+    let grpc = &rows[0]["throughput"][0];
+    assert_eq!(f(&grpc["vs_grpc"]), 1.0);
+
+    // Nothing left behind: the ceilings' socket directories are gone.
+    let prefix = format!("polyflight-bench-{}-", std::process::id());
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The renderings take the real report.
+    let table = polyflight_bench::render_table(&report);
+    assert!(table.contains("arrow-flight (grpc)"), "{table}");
+    let svg = polyflight_bench::render_svg(&report);
+    assert!(svg.contains("</svg>"));
+}
