@@ -491,17 +491,23 @@ mod tests {
             };
             seen.push((kind, message.app_metadata, message.descriptor.is_some()));
         }
-        // The metadata-only message comes first and carries the descriptor; the 100-row batch
-        // is split (64-byte limit), its metadata on the first piece.
-        assert_eq!(seen[0], ("none".into(), Bytes::from_static(b"hello"), true));
-        assert_eq!(seen[1].0, "schema");
-        assert_eq!(seen[2].1, Bytes::from_static(b"first"));
-        let rows: usize = seen[2..seen.len() - 1]
+        // The descriptor goes alone first (Arrow C++ servers drop the metadata of a header-less
+        // first message); then the metadata-only message; the 100-row batch is split (64-byte
+        // limit), its metadata on the first piece.
+        assert_eq!(seen[0], ("none".into(), Bytes::new(), true));
+        assert_eq!(
+            seen[1],
+            ("none".into(), Bytes::from_static(b"hello"), false)
+        );
+        assert_eq!(seen[2].0, "schema");
+        assert_eq!(seen[3].1, Bytes::from_static(b"first"));
+        let rows: usize = seen[3..seen.len() - 1]
             .iter()
             .map(|(kind, _, _)| kind.trim_start_matches("batch ").parse::<usize>().unwrap())
             .sum();
         assert_eq!(rows, 100);
-        assert!(seen[3..].iter().all(|(_, metadata, _)| metadata.is_empty()));
+        assert!(seen[4..].iter().all(|(_, metadata, _)| metadata.is_empty()));
+        assert!(seen[1..].iter().all(|(_, _, descriptor)| !descriptor));
         assert_eq!(seen.last().unwrap().0, "batch 1");
     }
 
