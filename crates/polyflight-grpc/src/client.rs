@@ -231,6 +231,22 @@ impl GrpcClient {
     }
 }
 
+/// A gRPC client transport over `connector`, connected now, with the settings `options` ask
+/// for: what every gRPC-family factory's `connect` does once it has its connector.
+pub async fn connect_transport(
+    location: &Location,
+    connector: Arc<dyn Connector>,
+    options: &polyflight_core::ConnectOptions,
+) -> Result<Arc<dyn ClientTransport>> {
+    let client = GrpcClient::connect(
+        location.clone(),
+        connector,
+        GrpcSettings::for_client(options),
+    )
+    .await?;
+    Ok(Arc::new(client))
+}
+
 fn decode<T: Message + Default>(m: SegmentedBuf) -> Result<T> {
     wire::decode_message(
         m,

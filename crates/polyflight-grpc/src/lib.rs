@@ -204,13 +204,7 @@ impl TransportFactory for GrpcTransport {
         options: &ConnectOptions,
     ) -> Result<Arc<dyn ClientTransport>> {
         let connector = Arc::new(TcpConnector::new(location, options)?);
-        let client = GrpcClient::connect(
-            location.clone(),
-            connector,
-            GrpcSettings::for_client(options),
-        )
-        .await?;
-        Ok(Arc::new(client))
+        client::connect_transport(location, connector, options).await
     }
 
     async fn listen(

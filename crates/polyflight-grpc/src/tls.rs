@@ -26,7 +26,7 @@
 
 use crate::client::Connector;
 use crate::server::{serve, Acceptor, BoxedIo};
-use crate::{GrpcClient, GrpcSettings, TcpAcceptor, TcpConnector};
+use crate::{GrpcSettings, TcpAcceptor, TcpConnector};
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use polyflight_core::transport::LoopbackEndpoint;
@@ -1127,13 +1127,7 @@ impl TransportFactory for GrpcTlsTransport {
             .cloned()
             .unwrap_or_default();
         let connector = Arc::new(TlsConnector::new(location, options, config)?);
-        let client = GrpcClient::connect(
-            location.clone(),
-            connector,
-            GrpcSettings::for_client(options),
-        )
-        .await?;
-        Ok(Arc::new(client))
+        crate::client::connect_transport(location, connector, options).await
     }
 
     async fn listen(

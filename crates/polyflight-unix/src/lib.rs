@@ -27,9 +27,7 @@ use polyflight_core::{
     ClientTransport, ConnectOptions, Dispatcher, FlightError, ListenOptions, Listener, Location,
     PeerCredentials, PeerInfo, Result, Scheme, TransportFactory,
 };
-use polyflight_grpc::{
-    serve, Acceptor, BoxedIo, Connector, GrpcClient, GrpcListener, GrpcSettings,
-};
+use polyflight_grpc::{serve, Acceptor, BoxedIo, Connector, GrpcListener, GrpcSettings};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -209,13 +207,7 @@ impl TransportFactory for UnixTransport {
         options: &ConnectOptions,
     ) -> Result<Arc<dyn ClientTransport>> {
         let connector = Arc::new(UnixConnector::new(location, options)?);
-        let client = GrpcClient::connect(
-            location.clone(),
-            connector,
-            GrpcSettings::for_client(options),
-        )
-        .await?;
-        Ok(Arc::new(client))
+        polyflight_grpc::client::connect_transport(location, connector, options).await
     }
 
     async fn listen(
