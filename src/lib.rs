@@ -24,8 +24,10 @@ pub mod memory;
 
 /// The transports compiled into this build.
 pub mod transports {
+    #[cfg(feature = "loopback-pki")]
+    pub use polyflight_grpc::tls::LoopbackPki;
     pub use polyflight_grpc::tls::{
-        read_pem_file, ClientTlsConfig, GrpcTlsTransport, LoopbackPki, ServerTlsConfig,
+        read_pem_file, ClientTlsConfig, GrpcTlsTransport, ServerTlsConfig,
     };
     pub use polyflight_grpc::{GrpcSettings, GrpcTransport};
     #[cfg(target_os = "linux")]

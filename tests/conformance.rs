@@ -1030,7 +1030,9 @@ conformance! {
     grpc_tls => "grpc+tls",
     grpc_mtls => "grpc+tls/mtls",
     grpc_unix => "grpc+unix",
-    ucx => "ucx";
+    ucx => "ucx",
+    // A transport of the suite's own (tests/common/mem.rs) under a scheme the core does not know.
+    mem => "mem";
     (
         handshake,
         put_get_round_trip,

@@ -3,8 +3,14 @@
 //! adding a transport to the suite is one line in `tests/conformance.rs`; a few variants
 //! (IPv6, …) are named here.
 
+use super::mem::MemTransport;
 use super::service::TestService;
-use polyflight::{FlightClient, LoopbackEndpoint, Scheme, Server};
+use polyflight::{FlightClient, LoopbackEndpoint, Registry, Scheme, Server, ServerBuilder};
+
+/// Every transport compiled into polyflight, and the suite's own in-process `mem://`.
+pub fn registry() -> Registry {
+    polyflight::default_registry().with(MemTransport::new())
+}
 
 /// A running test server and a client for it.
 pub struct Env {
@@ -17,7 +23,7 @@ pub struct Env {
 
 /// The loopback endpoint for a test transport name.
 pub fn endpoint_for(transport: &str) -> LoopbackEndpoint {
-    let registry = polyflight::default_registry();
+    let registry = registry();
     let (scheme, variant) = transport.split_once('/').unwrap_or((transport, ""));
     let scheme = Scheme::parse(scheme).unwrap_or_else(|| panic!("unknown scheme in {transport}"));
     let factory = registry.factory_for(scheme).expect("transport registered");
@@ -51,13 +57,16 @@ impl Env {
     ) -> Env {
         let service = TestService::default();
         let endpoint = endpoint_for(transport);
-        let builder = polyflight::server(service.clone())
+        let builder = ServerBuilder::new(service.clone(), registry())
             .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone());
         let server = configure(builder).start().await.expect("server starts");
-        let client =
-            polyflight::connect_with_options(server.location().uri(), endpoint.connect.clone())
-                .await
-                .expect("client connects");
+        let client = FlightClient::connect_with_options(
+            registry(),
+            server.location().uri(),
+            endpoint.connect.clone(),
+        )
+        .await
+        .expect("client connects");
         Env {
             server: Some(server),
             client,

@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod env;
+pub mod mem;
 pub mod service;
 
 pub use data::*;

@@ -2,12 +2,12 @@
 //! their type strings, and decoding/encoding of their protobuf bodies, for servers (in
 //! `do_action`) and clients (the typed helpers of `FlightClient`).
 
+use crate::call::FlightStream;
 use crate::error::{FlightError, Result};
 use crate::proto::{
     Action, ActionType, CancelFlightInfoRequest, CloseSessionRequest, GetSessionOptionsRequest,
     RenewFlightEndpointRequest, Result as ActionResult, SetSessionOptionsRequest,
 };
-use crate::transport::FlightStream;
 use prost::Message;
 
 /// `CancelFlightInfo` action type.

@@ -11,10 +11,10 @@
 //!   Handshake payload is a serialized `BasicAuth`; the answer's payload is a token, which the
 //!   client sends on later calls in the binary header `auth-token-bin`.
 
+use crate::call::FlightStream;
 use crate::context::CallContext;
 use crate::error::{FlightError, Result};
 use crate::proto::{BasicAuth, HandshakeRequest, HandshakeResponse};
-use crate::transport::FlightStream;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};

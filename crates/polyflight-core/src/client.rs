@@ -9,6 +9,7 @@
 //! transport's future or stream is dropped, which cancels the call on the wire.
 
 use crate::actions::{self, StandardAction};
+use crate::call::{CallMetadata, FlightMethod, FlightStream, Response, ResponseStream, Trailers};
 use crate::codec::{FlightDataEncoderBuilder, FlightRecordBatchStream};
 use crate::data::FlightData;
 use crate::error::{FlightCode, FlightError, Result};
@@ -23,9 +24,8 @@ use crate::proto::{
     SetSessionOptionsResult, Ticket,
 };
 use crate::registry::Registry;
-use crate::transport::{
-    CallMetadata, ClientTransport, ConnectOptions, FlightMethod, FlightStream, Response, Trailers,
-};
+use crate::rpc::{self, method};
+use crate::transport::{ClientTransport, ConnectOptions};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
@@ -488,7 +488,11 @@ impl FlightClient {
     ) -> Result<Response<FlightStream<HandshakeResponse>>> {
         let (meta, control) = self.begin(FlightMethod::Handshake);
         control
-            .streaming(self.inner.transport.handshake(meta, requests))
+            .streaming(rpc::call_streaming::<method::Handshake>(
+                &*self.inner.transport,
+                meta,
+                requests,
+            ))
             .await
     }
 
@@ -519,7 +523,11 @@ impl FlightClient {
         let criteria = Criteria {
             expression: expression.into(),
         };
-        let call = self.inner.transport.list_flights(meta, criteria);
+        let call = rpc::call_server_streaming::<method::ListFlights>(
+            &*self.inner.transport,
+            meta,
+            criteria,
+        );
         Ok(control.streaming(call).await?.body)
     }
 
@@ -527,7 +535,11 @@ impl FlightClient {
     pub async fn get_flight_info(&self, descriptor: FlightDescriptor) -> Result<FlightInfo> {
         let (meta, control) = self.begin(FlightMethod::GetFlightInfo);
         control
-            .unary(self.inner.transport.get_flight_info(meta, descriptor))
+            .unary(rpc::call_unary::<method::GetFlightInfo>(
+                &*self.inner.transport,
+                meta,
+                descriptor,
+            ))
             .await
     }
 
@@ -535,7 +547,11 @@ impl FlightClient {
     pub async fn poll_flight_info(&self, descriptor: FlightDescriptor) -> Result<PollInfo> {
         let (meta, control) = self.begin(FlightMethod::PollFlightInfo);
         control
-            .unary(self.inner.transport.poll_flight_info(meta, descriptor))
+            .unary(rpc::call_unary::<method::PollFlightInfo>(
+                &*self.inner.transport,
+                meta,
+                descriptor,
+            ))
             .await
     }
 
@@ -543,7 +559,11 @@ impl FlightClient {
     pub async fn get_schema(&self, descriptor: FlightDescriptor) -> Result<SchemaRef> {
         let (meta, control) = self.begin(FlightMethod::GetSchema);
         let result = control
-            .unary(self.inner.transport.get_schema(meta, descriptor))
+            .unary(rpc::call_unary::<method::GetSchema>(
+                &*self.inner.transport,
+                meta,
+                descriptor,
+            ))
             .await?;
         Ok(Arc::new(crate::codec::decode_schema(&result.schema)?))
     }
@@ -552,14 +572,19 @@ impl FlightClient {
     pub async fn do_get_data(&self, ticket: Ticket) -> Result<Response<FlightStream<FlightData>>> {
         let (meta, control) = self.begin(FlightMethod::DoGet);
         control
-            .streaming(self.inner.transport.do_get(meta, ticket))
+            .streaming(rpc::call_server_streaming::<method::DoGet>(
+                &*self.inner.transport,
+                meta,
+                ticket,
+            ))
             .await
     }
 
-    /// `DoGet`, decoded into record batches.
+    /// `DoGet`, decoded into record batches; the stream keeps the call's response headers and
+    /// trailers.
     pub async fn do_get(&self, ticket: impl Into<Ticket>) -> Result<FlightRecordBatchStream> {
         let response = self.do_get_data(ticket.into()).await?;
-        Ok(FlightRecordBatchStream::new(response.body))
+        Ok(FlightRecordBatchStream::from_response(response))
     }
 
     /// `DoPut` of raw FlightData (the first message should carry the descriptor).
@@ -570,7 +595,8 @@ impl FlightClient {
         let (meta, control) = self.begin(FlightMethod::DoPut);
         let upload = UploadError::default();
         let data = limit_writes(data, self.options.max_write_size);
-        let call = self.inner.transport.do_put(meta, upload.watch(data));
+        let call =
+            rpc::call_streaming::<method::DoPut>(&*self.inner.transport, meta, upload.watch(data));
         let response = match control.streaming(call).await {
             Ok(response) => response,
             Err(err) => return Err(upload.take().unwrap_or(err)),
@@ -578,18 +604,19 @@ impl FlightClient {
         Ok(response.map(|body| upload.wrap(body)))
     }
 
-    /// `DoPut` of record batches to `descriptor`; returns the server's PutResults as they come.
+    /// `DoPut` of record batches to `descriptor`; returns the server's PutResults as they come,
+    /// with the call's response headers and trailers.
     /// The upload runs while the results are read; read them to the end to see whether the
     /// server accepted the whole stream.
     pub async fn do_put(
         &self,
         descriptor: FlightDescriptor,
         batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
-    ) -> Result<FlightStream<PutResult>> {
+    ) -> Result<ResponseStream<PutResult>> {
         let data = FlightDataEncoderBuilder::new()
             .with_flight_descriptor(descriptor)
             .build(batches);
-        Ok(self.do_put_data(Box::pin(data)).await?.body)
+        Ok(ResponseStream::new(self.do_put_data(Box::pin(data)).await?))
     }
 
     /// `DoExchange` of raw FlightData.
@@ -600,7 +627,11 @@ impl FlightClient {
         let (meta, control) = self.begin(FlightMethod::DoExchange);
         let upload = UploadError::default();
         let data = limit_writes(data, self.options.max_write_size);
-        let call = self.inner.transport.do_exchange(meta, upload.watch(data));
+        let call = rpc::call_streaming::<method::DoExchange>(
+            &*self.inner.transport,
+            meta,
+            upload.watch(data),
+        );
         let response = match control.streaming(call).await {
             Ok(response) => response,
             Err(err) => return Err(upload.take().unwrap_or(err)),
@@ -620,13 +651,14 @@ impl FlightClient {
             .with_flight_descriptor(descriptor)
             .build(batches);
         let response = self.do_exchange_data(Box::pin(data)).await?;
-        Ok(FlightRecordBatchStream::new(response.body))
+        Ok(FlightRecordBatchStream::from_response(response))
     }
 
     /// `DoAction`; returns the result bodies as they come.
     pub async fn do_action(&self, action: Action) -> Result<FlightStream<Bytes>> {
         let (meta, control) = self.begin(FlightMethod::DoAction);
-        let call = self.inner.transport.do_action(meta, action);
+        let call =
+            rpc::call_server_streaming::<method::DoAction>(&*self.inner.transport, meta, action);
         let response = control.streaming(call).await?;
         Ok(Box::pin(response.body.map_ok(|r| r.body)))
     }
@@ -634,7 +666,11 @@ impl FlightClient {
     /// `ListActions`.
     pub async fn list_actions(&self) -> Result<Vec<ActionType>> {
         let (meta, control) = self.begin(FlightMethod::ListActions);
-        let call = self.inner.transport.list_actions(meta, Empty {});
+        let call = rpc::call_server_streaming::<method::ListActions>(
+            &*self.inner.transport,
+            meta,
+            Empty {},
+        );
         control.streaming(call).await?.body.try_collect().await
     }
 

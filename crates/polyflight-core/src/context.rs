@@ -2,72 +2,12 @@
 //! incoming headers, the deadline, a cancellation signal, the authenticated identity — and the
 //! way it sets response headers. The same on every transport.
 
+use crate::call::{FlightMethod, PeerInfo, Trailers};
 use crate::headers::Headers;
-use crate::location::Scheme;
-use crate::transport::FlightMethod;
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Unix-socket peer credentials (`SO_PEERCRED`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// User id of the peer process.
-    pub uid: u32,
-    /// Group id of the peer process.
-    pub gid: u32,
-    /// Process id of the peer, when the platform reports it.
-    pub pid: Option<i32>,
-}
-
-/// A verified TLS client certificate's identity (mutual TLS).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TlsPeerIdentity {
-    /// The certificate subject, as an RFC 4514 string.
-    pub subject: String,
-    /// Subject alternative names (DNS names, IPs, URIs, e-mails), as text.
-    pub subject_alt_names: Vec<String>,
-    /// The DER bytes of the peer's end-entity certificate.
-    pub certificate_der: Bytes,
-}
-
-/// Who is on the other end of a call.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct PeerInfo {
-    /// The transport's URI scheme, e.g. `grpc` or `ucx`.
-    pub scheme: Option<Scheme>,
-    /// The peer's address as the transport reports it (`ip:port`, a socket path, a UCX address).
-    pub address: Option<String>,
-    /// Peer process credentials, on Unix sockets.
-    pub credentials: Option<PeerCredentials>,
-    /// The verified client certificate, on mutual TLS.
-    pub tls: Option<TlsPeerIdentity>,
-}
-
-impl PeerInfo {
-    /// A peer known by scheme and address.
-    pub fn new(scheme: Scheme, address: impl Into<String>) -> Self {
-        PeerInfo {
-            scheme: Some(scheme),
-            address: Some(address.into()),
-            ..Default::default()
-        }
-    }
-
-    /// Adds Unix peer credentials.
-    pub fn with_credentials(mut self, credentials: PeerCredentials) -> Self {
-        self.credentials = Some(credentials);
-        self
-    }
-
-    /// Adds a verified TLS client identity.
-    pub fn with_tls(mut self, tls: TlsPeerIdentity) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-}
 
 struct Inner {
     method: FlightMethod,
@@ -77,7 +17,7 @@ struct Inner {
     cancel: CancellationToken,
     identity: Mutex<Option<String>>,
     response_headers: Mutex<Headers>,
-    trailers: crate::transport::Trailers,
+    trailers: Trailers,
 }
 
 /// The context of one incoming call. Cheap to clone; clones share state, so a handler can move
@@ -104,7 +44,7 @@ impl CallContext {
                 cancel: CancellationToken::new(),
                 identity: Mutex::new(None),
                 response_headers: Mutex::new(Headers::new()),
-                trailers: crate::transport::Trailers::default(),
+                trailers: Trailers::default(),
             }),
         }
     }
@@ -184,7 +124,7 @@ impl CallContext {
     }
 
     /// The trailers of this call, shared with the transport that sends them.
-    pub fn response_trailers(&self) -> crate::transport::Trailers {
+    pub fn response_trailers(&self) -> Trailers {
         self.inner.trailers.clone()
     }
 

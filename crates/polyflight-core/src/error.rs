@@ -66,6 +66,37 @@ impl FlightCode {
             .unwrap_or(FlightCode::Unknown)
     }
 
+    /// The Arrow C++ `StatusCode` an Arrow C++ server reports alongside this Flight code: the
+    /// number in gRPC's `x-arrow-status` trailer and in the UCX status frame's
+    /// `flight-status-code`. One table for every transport.
+    ///
+    /// An Arrow C++ server sends the code of the `arrow::Status` its handler returned. The codes
+    /// Arrow has a `StatusCode` of its own for come from that status: NOT_FOUND = `KeyError` (2),
+    /// INVALID_ARGUMENT = `Invalid` (4), UNKNOWN = `UnknownError` (9), UNIMPLEMENTED =
+    /// `NotImplemented` (10), ALREADY_EXISTS = `AlreadyExists` (45). Every other Flight code
+    /// (INTERNAL, TIMED_OUT, CANCELLED, UNAUTHENTICATED, UNAUTHORIZED, UNAVAILABLE) is made with
+    /// `MakeFlightError`, which always builds an `IOError` (5) carrying the Flight code in a
+    /// status detail — CANCELLED included. OK is 0.
+    ///
+    /// Arrow C++ peers read the Flight code, not this number, to know what failed; it matters
+    /// where they rebuild an `arrow::Status` from it.
+    pub fn arrow_status_code(self) -> u8 {
+        match self {
+            FlightCode::Ok => 0,
+            FlightCode::NotFound => 2,
+            FlightCode::InvalidArgument => 4,
+            FlightCode::Unknown => 9,
+            FlightCode::Unimplemented => 10,
+            FlightCode::AlreadyExists => 45,
+            FlightCode::Internal
+            | FlightCode::TimedOut
+            | FlightCode::Cancelled
+            | FlightCode::Unauthenticated
+            | FlightCode::Unauthorized
+            | FlightCode::Unavailable => 5,
+        }
+    }
+
     /// The upper-case name used in messages and logs, e.g. `INVALID_ARGUMENT`.
     pub fn name(self) -> &'static str {
         match self {
@@ -215,6 +246,41 @@ mod tests {
         }
         assert_eq!(FlightCode::from_number(12), FlightCode::Unknown);
         assert_eq!(FlightCode::from_number(-1), FlightCode::Unknown);
+    }
+
+    #[test]
+    fn arrow_status_codes_follow_arrow_cpp() {
+        // Arrow C++ cpp/src/arrow/flight/types.cc, MakeFlightError: a Flight error is
+        // `arrow::Status(StatusCode::IOError, message, FlightStatusDetail(code))` for every
+        // FlightStatusCode, Cancelled included. cpp/src/arrow/flight/transport.cc,
+        // TransportStatus::FromStatus: that detail's Cancelled becomes the Flight code kCancelled.
+        // The status code beside it is the Status's own code, both in
+        // cpp/src/arrow/flight/transport/ucx/ucx_internal.cc, HeadersFrame::Make
+        // (`flight-status-code` = `status.code()`) and in
+        // cpp/src/arrow/flight/transport/grpc/util_internal.cc, ToGrpcStatus (`x-arrow-status` =
+        // `arrow_status.code()`). So an Arrow C++ server reports a Cancelled Flight error as
+        // Flight code 7 with StatusCode::IOError (5). (TransportStatus::ToStatus turns a received
+        // kCancelled into StatusCode::Cancelled (8), but that is how a C++ client reads a status
+        // that came without a status code, not what a server sends.)
+        assert_eq!(FlightCode::Cancelled.arrow_status_code(), 5);
+        // Codes with an Arrow StatusCode of their own (FromStatus: IsKeyError, IsInvalid,
+        // IsNotImplemented, IsAlreadyExists; an UnknownError status has no Flight detail).
+        assert_eq!(FlightCode::NotFound.arrow_status_code(), 2);
+        assert_eq!(FlightCode::InvalidArgument.arrow_status_code(), 4);
+        assert_eq!(FlightCode::Unknown.arrow_status_code(), 9);
+        assert_eq!(FlightCode::Unimplemented.arrow_status_code(), 10);
+        assert_eq!(FlightCode::AlreadyExists.arrow_status_code(), 45);
+        // The other MakeFlightError codes.
+        for code in [
+            FlightCode::Internal,
+            FlightCode::TimedOut,
+            FlightCode::Unauthenticated,
+            FlightCode::Unauthorized,
+            FlightCode::Unavailable,
+        ] {
+            assert_eq!(code.arrow_status_code(), 5, "{code}");
+        }
+        assert_eq!(FlightCode::Ok.arrow_status_code(), 0);
     }
 
     #[test]

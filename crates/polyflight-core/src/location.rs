@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use url::Url;
 
-/// The transports and special locations this framework knows by scheme.
+/// A location's URI scheme: the ones the core knows, and the ones transports of other crates
+/// declare with [`Scheme::custom`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// `grpc://host:port` — gRPC over plaintext TCP.
@@ -23,7 +24,15 @@ pub enum Scheme {
     Ucx,
     /// `arrow-flight-reuse-connection://?` — in a FlightEndpoint: fetch over the same connection.
     ReuseConnection,
+    /// A scheme the core does not know, declared by a transport with [`Scheme::custom`]. Its
+    /// locations are `scheme://host:port` when they have a host and port, else opaque URIs the
+    /// transport reads itself ([`Location::uri`]).
+    Custom(&'static str),
 }
+
+/// The schemes declared with [`Scheme::custom`], each name stored once for the process. Only
+/// code declares schemes, never a peer: parsing a URI looks names up and adds none.
+static CUSTOM_SCHEMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
 impl Scheme {
     /// Every scheme, in the order the spec lists them.
@@ -36,9 +45,45 @@ impl Scheme {
         Scheme::ReuseConnection,
     ];
 
+    /// Declares a scheme the core does not know, for a transport of your own (`mem`, `quic` …),
+    /// so that its URIs parse as [`Location`]s and a [`Registry`](crate::Registry) can route them.
+    /// Names follow RFC 3986 (a letter, then letters, digits, `+`, `-`, `.`) and are compared
+    /// without case; declaring a known scheme returns it.
+    ///
+    /// ```
+    /// use polyflight_core::{Location, Scheme};
+    /// let mem = Scheme::custom("mem").unwrap();
+    /// let location = Location::parse("mem://store:1").unwrap();
+    /// assert_eq!(location.scheme(), mem);
+    /// assert_eq!(location.port(), Some(1));
+    /// ```
+    pub fn custom(name: &str) -> Result<Scheme> {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !valid {
+            return Err(FlightError::invalid_argument(format!(
+                "{name:?} is not a URI scheme (a letter, then letters, digits, '+', '-' or '.')"
+            )));
+        }
+        if let Some(scheme) = Scheme::parse(name) {
+            return Ok(scheme);
+        }
+        let mut customs = CUSTOM_SCHEMES.lock().unwrap_or_else(|e| e.into_inner());
+        // parse() looked without the lock held: another thread may have declared it since
+        if let Some(known) = customs.iter().find(|s| s.eq_ignore_ascii_case(name)) {
+            return Ok(Scheme::Custom(known));
+        }
+        let stored: &'static str = Box::leak(name.to_ascii_lowercase().into_boxed_str());
+        customs.push(stored);
+        Ok(Scheme::Custom(stored))
+    }
+
     /// The scheme as written in a URI (without the colon).
     pub fn as_str(self) -> &'static str {
         match self {
+            Scheme::Custom(name) => name,
             Scheme::Grpc => "grpc",
             Scheme::GrpcTcp => "grpc+tcp",
             Scheme::GrpcTls => "grpc+tls",
@@ -48,11 +93,18 @@ impl Scheme {
         }
     }
 
-    /// The scheme for a URI scheme string (case-insensitive), if known.
+    /// The scheme for a URI scheme string (case-insensitive), if known or declared.
     pub fn parse(s: &str) -> Option<Scheme> {
         Scheme::ALL
             .into_iter()
             .find(|scheme| scheme.as_str().eq_ignore_ascii_case(s))
+            .or_else(|| {
+                let customs = CUSTOM_SCHEMES.lock().unwrap_or_else(|e| e.into_inner());
+                customs
+                    .iter()
+                    .find(|name| name.eq_ignore_ascii_case(s))
+                    .map(|name| Scheme::Custom(name))
+            })
     }
 }
 
@@ -76,6 +128,8 @@ pub enum Endpoint {
     UnixPath(PathBuf),
     /// No address: the reuse-connection location.
     Reuse,
+    /// A custom scheme's URI without a host and port: the transport reads [`Location::uri`].
+    Opaque,
 }
 
 /// A parsed Flight location URI.
@@ -129,7 +183,8 @@ impl Location {
                 }
                 Endpoint::UnixPath(path)
             }
-            Scheme::Grpc | Scheme::GrpcTcp | Scheme::GrpcTls | Scheme::Ucx => {
+            Scheme::Custom(_) if url.host().is_none() || url.port().is_none() => Endpoint::Opaque,
+            Scheme::Grpc | Scheme::GrpcTcp | Scheme::GrpcTls | Scheme::Ucx | Scheme::Custom(_) => {
                 let host = match url.host() {
                     Some(url::Host::Ipv6(addr)) => addr.to_string(),
                     Some(host) => host.to_string(),

@@ -4,10 +4,10 @@
 //! every call, sees the response headers and the final status. Several of each run in the order
 //! they were added (ends in reverse order).
 
+use crate::call::FlightMethod;
 use crate::context::CallContext;
 use crate::error::{FlightError, Result};
 use crate::headers::Headers;
-use crate::transport::FlightMethod;
 use async_trait::async_trait;
 
 /// Server-side middleware.

@@ -21,6 +21,7 @@
 //! }
 //! ```
 
+use crate::call::FlightStream;
 use crate::context::CallContext;
 use crate::data::FlightData;
 use crate::error::{FlightError, Result};
@@ -28,7 +29,6 @@ use crate::proto::{
     Action, ActionType, Criteria, FlightDescriptor, FlightInfo, HandshakeRequest,
     HandshakeResponse, PollInfo, PutResult, Result as ActionResult, SchemaResult, Ticket,
 };
-use crate::transport::FlightStream;
 use async_trait::async_trait;
 
 fn unimplemented<T>(method: &str) -> Result<T> {

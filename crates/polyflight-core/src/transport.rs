@@ -1,258 +1,80 @@
-//! The transport seam: what a backend (gRPC, gRPC over Unix sockets, UCX …) implements, and
-//! nothing more.
+//! The transport seam: what a backend (gRPC, gRPC over Unix sockets, UCX, or one of your own)
+//! implements, and nothing more.
 //!
 //! A backend provides a [`TransportFactory`] for one or more URI [`Scheme`]s. The factory
-//! *connects* — returning a [`ClientTransport`], one method per Flight RPC — and *listens* —
-//! returning a [`Listener`] that hands every incoming call to the core [`Dispatcher`].
+//! *connects* — returning a [`ClientTransport`] — and *listens* — returning a [`Listener`] that
+//! hands every incoming call to a [`CallHandler`]. Both sides speak in [`Message`]s: the seam has
+//! one method per side, not one per RPC, so a transport writes its framing and its connection
+//! handling once and every Flight RPC works over it. Typing the messages of each method
+//! (protobuf decoding, which method takes a stream) happens once, above the seam, in the core.
 //!
 //! # What a transport promises
-//! - It moves Flight messages and call metadata faithfully: headers in both directions, errors
-//!   with their code, message and extra-info bytes, `FlightData` with descriptor, header,
-//!   app_metadata and body, in order.
+//! - It moves messages and call metadata faithfully: headers in both directions, errors with
+//!   their code, message and extra-info bytes, [`Message::Proto`] bytes as they are, and
+//!   [`Message::Data`] with descriptor, header, app_metadata and body, in order.
 //! - On the client side, dropping a returned future or response stream cancels the call on the
 //!   wire; an `Err` item in an outgoing request stream aborts the call (it must not look like a
 //!   clean end of stream to the server). A call's `timeout` is carried to the server when the
-//!   wire can carry it.
-//! - On the server side, it calls the [`Dispatcher`] once per incoming call with the call's
-//!   headers, peer and timeout, writes what the dispatcher returns, and drops the response stream
-//!   when the peer goes away (which the dispatcher turns into cancellation of the handler).
+//!   wire can carry it. The response stream ends after the call's status: cleanly for OK, with
+//!   the error as its last item otherwise; trailers are in [`Response::trailers`] before the end
+//!   is yielded.
+//! - On the server side, it calls the [`CallHandler`] once per incoming call with the call's
+//!   method, headers, peer and timeout and a stream of its request messages; it writes what the
+//!   handler returns (an `Err` before any response is the call's status), and drops the response
+//!   stream when the peer goes away, which the handler turns into cancellation.
 //!
 //! # What a transport must not do
 //! - Authenticate, run middleware, enforce deadlines or interpret headers beyond its own wire
-//!   needs: the [`Dispatcher`] does that once, identically for every transport.
+//!   needs: the handler (the core's dispatcher) does that once, identically for every transport.
 //! - Panic, or allocate what a peer merely claims: malformed input is a `FlightError`
 //!   (`INVALID_ARGUMENT` for bad messages, `UNAVAILABLE` for a broken connection).
 //! - Name another backend (except `grpc+unix` building on the gRPC service adapter).
-//!
-//! [`Dispatcher`]: crate::server::Dispatcher
 
-use crate::context::PeerInfo;
-use crate::data::FlightData;
-use crate::error::Result;
-use crate::headers::Headers;
+use crate::call::{CallMetadata, FlightMethod, IncomingCall, MessageStream, Response};
+use crate::error::{FlightError, Result};
 use crate::location::{Location, Scheme};
-use crate::proto::{
-    Action, ActionType, Criteria, Empty, FlightDescriptor, FlightInfo, HandshakeRequest,
-    HandshakeResponse, PollInfo, PutResult, Result as ActionResult, SchemaResult, Ticket,
-};
-use crate::server::Dispatcher;
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A stream of Flight messages or errors, as every streaming RPC returns it.
-pub type FlightStream<T> = BoxStream<'static, Result<T>>;
-
-/// The Flight RPC methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FlightMethod {
-    /// `Handshake`: bidirectional stream of handshake messages.
-    Handshake,
-    /// `ListFlights`: stream of FlightInfo for a criteria.
-    ListFlights,
-    /// `GetFlightInfo`: FlightInfo for a descriptor.
-    GetFlightInfo,
-    /// `PollFlightInfo`: PollInfo for a long-running query.
-    PollFlightInfo,
-    /// `GetSchema`: the schema for a descriptor.
-    GetSchema,
-    /// `DoGet`: stream of FlightData for a ticket.
-    DoGet,
-    /// `DoPut`: upload a FlightData stream, receive PutResults.
-    DoPut,
-    /// `DoExchange`: FlightData streams both ways.
-    DoExchange,
-    /// `DoAction`: run an action, receive a stream of results.
-    DoAction,
-    /// `ListActions`: the actions the server offers.
-    ListActions,
-}
-
-impl FlightMethod {
-    /// Every method.
-    pub const ALL: [FlightMethod; 10] = [
-        FlightMethod::Handshake,
-        FlightMethod::ListFlights,
-        FlightMethod::GetFlightInfo,
-        FlightMethod::PollFlightInfo,
-        FlightMethod::GetSchema,
-        FlightMethod::DoGet,
-        FlightMethod::DoPut,
-        FlightMethod::DoExchange,
-        FlightMethod::DoAction,
-        FlightMethod::ListActions,
-    ];
-
-    /// The method name as on the wire (`DoGet`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlightMethod::Handshake => "Handshake",
-            FlightMethod::ListFlights => "ListFlights",
-            FlightMethod::GetFlightInfo => "GetFlightInfo",
-            FlightMethod::PollFlightInfo => "PollFlightInfo",
-            FlightMethod::GetSchema => "GetSchema",
-            FlightMethod::DoGet => "DoGet",
-            FlightMethod::DoPut => "DoPut",
-            FlightMethod::DoExchange => "DoExchange",
-            FlightMethod::DoAction => "DoAction",
-            FlightMethod::ListActions => "ListActions",
-        }
-    }
-
-    /// The method for a wire name.
-    pub fn from_name(name: &str) -> Option<FlightMethod> {
-        FlightMethod::ALL.into_iter().find(|m| m.as_str() == name)
-    }
-}
-
-impl fmt::Display for FlightMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Metadata of an outgoing call, as a transport sees it.
-#[derive(Debug, Clone, Default)]
-pub struct CallMetadata {
-    /// Headers to send with the call.
-    pub headers: Headers,
-    /// Time the server has for the call, carried to it when the wire can.
-    pub timeout: Option<Duration>,
-}
-
-/// Headers that travel after a response stream has ended (gRPC trailers; the status frame on
-/// UCX). Shared between the two ends of a layer: on the server the dispatcher fills it while the
-/// call runs and the transport sends what it holds when the stream ends; on the client the
-/// transport fills it when the trailers arrive, before its stream yields the end.
-#[derive(Debug, Clone, Default)]
-pub struct Trailers(std::sync::Arc<std::sync::Mutex<Headers>>);
-
-impl Trailers {
-    /// The trailers so far.
-    pub fn get(&self) -> Headers {
-        self.0.lock().map(|h| h.clone()).unwrap_or_default()
-    }
-
-    /// Adds trailers.
-    pub fn extend(&self, headers: Headers) {
-        if let Ok(mut guard) = self.0.lock() {
-            guard.extend(headers);
-        }
-    }
-}
-
-/// A response with the headers the server sent ahead of it, and the trailers that follow it.
-#[derive(Debug)]
-pub struct Response<T> {
-    /// Response headers (for gRPC: initial metadata).
-    pub headers: Headers,
-    /// The response message or stream.
-    pub body: T,
-    /// Trailing headers, complete once a response stream has ended.
-    pub trailers: Trailers,
-}
-
-impl<T> Response<T> {
-    /// A response with no headers.
-    pub fn new(body: T) -> Self {
-        Response {
-            headers: Headers::new(),
-            body,
-            trailers: Trailers::default(),
-        }
-    }
-
-    /// A response with these headers.
-    pub fn with_headers(headers: Headers, body: T) -> Self {
-        Response {
-            headers,
-            body,
-            trailers: Trailers::default(),
-        }
-    }
-
-    /// The same headers and trailers with another body.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
-        Response {
-            headers: self.headers,
-            body: f(self.body),
-            trailers: self.trailers,
-        }
-    }
-}
-
-/// The client side of a transport: one connection (or pool of connections) to one location,
-/// with one method per Flight RPC. Implementations are cheap to share (`Arc`) and allow
-/// concurrent calls from many tasks.
+/// The client side of a transport: one connection (or pool of connections) to one location.
+/// Implementations are cheap to share (`Arc`) and allow concurrent calls from many tasks.
 #[async_trait]
 pub trait ClientTransport: Send + Sync + fmt::Debug + 'static {
-    /// `Handshake`.
-    async fn handshake(
+    /// Makes one call of `method`. `requests` yields the request messages: exactly one for the
+    /// methods that are not [client-streaming](FlightMethod::client_streaming), any number for the
+    /// others. Returns once the response headers are known (or the first response message, where
+    /// the wire sends no separate headers), with the stream of response messages; an error the
+    /// server answered before any response message is the `Err` of this call.
+    async fn call(
         &self,
+        method: FlightMethod,
         meta: CallMetadata,
-        requests: FlightStream<HandshakeRequest>,
-    ) -> Result<Response<FlightStream<HandshakeResponse>>>;
-    /// `ListFlights`.
-    async fn list_flights(
-        &self,
-        meta: CallMetadata,
-        criteria: Criteria,
-    ) -> Result<Response<FlightStream<FlightInfo>>>;
-    /// `GetFlightInfo`.
-    async fn get_flight_info(
-        &self,
-        meta: CallMetadata,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<FlightInfo>>;
-    /// `PollFlightInfo`.
-    async fn poll_flight_info(
-        &self,
-        meta: CallMetadata,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<PollInfo>>;
-    /// `GetSchema`.
-    async fn get_schema(
-        &self,
-        meta: CallMetadata,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<SchemaResult>>;
-    /// `DoGet`.
-    async fn do_get(
-        &self,
-        meta: CallMetadata,
-        ticket: Ticket,
-    ) -> Result<Response<FlightStream<FlightData>>>;
-    /// `DoPut`.
-    async fn do_put(
-        &self,
-        meta: CallMetadata,
-        data: FlightStream<FlightData>,
-    ) -> Result<Response<FlightStream<PutResult>>>;
-    /// `DoExchange`.
-    async fn do_exchange(
-        &self,
-        meta: CallMetadata,
-        data: FlightStream<FlightData>,
-    ) -> Result<Response<FlightStream<FlightData>>>;
-    /// `DoAction`.
-    async fn do_action(
-        &self,
-        meta: CallMetadata,
-        action: Action,
-    ) -> Result<Response<FlightStream<ActionResult>>>;
-    /// `ListActions`.
-    async fn list_actions(
-        &self,
-        meta: CallMetadata,
-        empty: Empty,
-    ) -> Result<Response<FlightStream<ActionType>>>;
+        requests: MessageStream,
+    ) -> Result<Response<MessageStream>>;
 }
 
-/// A server-side listener bound to one location, handing calls to a [`Dispatcher`].
+/// What a listener hands each incoming call to: in a server, the core's dispatcher (auth,
+/// middleware, deadlines, the service). Defined here, with the seam, so a transport knows nothing
+/// of what serves its calls.
+#[async_trait]
+pub trait CallHandler: Send + Sync + 'static {
+    /// Serves one call. `requests` is the call's request messages as they arrive; it must end
+    /// with an `Err` (never a clean end) when the client aborted or the connection broke. The
+    /// handler returns the response headers, the response messages and the trailers; an `Err`
+    /// here is the call's status before any message. Dropping the returned stream cancels the
+    /// call.
+    async fn call(
+        &self,
+        call: IncomingCall,
+        requests: MessageStream,
+    ) -> Result<Response<MessageStream>>;
+}
+
+/// A server-side listener bound to one location, handing calls to a [`CallHandler`].
 #[async_trait]
 pub trait Listener: Send + Sync + 'static {
     /// The location clients reach this listener at (with the real port when 0 was asked for).
@@ -283,7 +105,7 @@ pub trait TransportFactory: Send + Sync + 'static {
     async fn listen(
         &self,
         location: &Location,
-        dispatcher: Dispatcher,
+        handler: Arc<dyn CallHandler>,
         options: &ListenOptions,
     ) -> Result<Box<dyn Listener>>;
 
@@ -302,7 +124,7 @@ pub trait TransportFactory: Send + Sync + 'static {
                     cleanup: Vec::new(),
                 })
             }
-            other => Err(crate::FlightError::unimplemented(format!(
+            other => Err(FlightError::unimplemented(format!(
                 "{} has no loopback endpoint for {other}",
                 self.name()
             ))),
@@ -413,17 +235,4 @@ impl Default for ListenOptions {
             extensions: Extensions::default(),
         }
     }
-}
-
-/// What a server transport hands the dispatcher for each incoming call.
-#[derive(Debug, Clone)]
-pub struct IncomingCall {
-    /// The RPC.
-    pub method: FlightMethod,
-    /// The call's request headers (transport-internal headers removed).
-    pub headers: Headers,
-    /// Who is calling.
-    pub peer: PeerInfo,
-    /// The client's timeout, if the wire carried one.
-    pub timeout: Option<Duration>,
 }

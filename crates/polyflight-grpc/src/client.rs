@@ -2,27 +2,19 @@
 //! [`Connector`] (TCP here; TLS and Unix sockets plug in the same way), re-opened lazily when it
 //! breaks. Implements the core [`ClientTransport`].
 
-use crate::body::{self, OutBody};
+use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
 use crate::server::BoxedIo;
-use crate::wire::{self, SegmentedBuf};
+use crate::wire;
 use crate::{GrpcSettings, SERVICE_PATH};
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use http::{HeaderValue, Request};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use polyflight_core::proto::{
-    Action, ActionType, Criteria, Empty, FlightDescriptor, FlightInfo, HandshakeRequest,
-    HandshakeResponse, PollInfo, PutResult, Result as ActionResult, SchemaResult, Ticket,
-};
-use polyflight_core::transport::Response;
 use polyflight_core::{
-    CallMetadata, ClientTransport, FlightData, FlightError, FlightMethod, FlightStream, Location,
-    Result,
+    CallMetadata, ClientTransport, FlightError, FlightMethod, Location, MessageStream, Response,
+    Result, Trailers,
 };
-use prost::Message;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -42,7 +34,7 @@ pub struct GrpcClient {
     location: Location,
     connector: Arc<dyn Connector>,
     settings: GrpcSettings,
-    sender: Mutex<Option<SendRequest<OutBody>>>,
+    sender: Mutex<Option<SendRequest<EncodeBody>>>,
 }
 
 impl std::fmt::Debug for GrpcClient {
@@ -70,7 +62,7 @@ impl GrpcClient {
         Ok(client)
     }
 
-    async fn open(&self) -> Result<SendRequest<OutBody>> {
+    async fn open(&self) -> Result<SendRequest<EncodeBody>> {
         let io = self.connector.connect().await?;
         let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
         builder
@@ -95,7 +87,7 @@ impl GrpcClient {
     }
 
     /// The connection's request sender, (re)connecting if there is none or it closed.
-    async fn sender(&self) -> Result<SendRequest<OutBody>> {
+    async fn sender(&self) -> Result<SendRequest<EncodeBody>> {
         let mut guard = self.sender.lock().await;
         if let Some(sender) = guard.as_ref() {
             if !sender.is_closed() {
@@ -106,15 +98,16 @@ impl GrpcClient {
         *guard = Some(sender.clone());
         Ok(sender)
     }
+}
 
-    /// Makes one call: sends the encoded request messages, returns response headers and the
-    /// stream of response messages (ending with the call's status).
+#[async_trait]
+impl ClientTransport for GrpcClient {
     async fn call(
         &self,
         method: FlightMethod,
         meta: CallMetadata,
-        requests: BoxStream<'static, Result<Vec<Bytes>>>,
-    ) -> Result<Response<BoxStream<'static, Result<SegmentedBuf>>>> {
+        requests: MessageStream,
+    ) -> Result<Response<MessageStream>> {
         let uri = format!(
             "{}://{}{}/{}",
             self.connector.uri_scheme(),
@@ -122,8 +115,13 @@ impl GrpcClient {
             SERVICE_PATH,
             method.as_str()
         );
+        let body = EncodeBody::new(
+            requests,
+            Role::Client,
+            self.settings.max_encoding_message_size,
+        );
         let mut request = Request::post(uri)
-            .body(body::out_body(requests, false, None))
+            .body(body)
             .map_err(|e| FlightError::invalid_argument(format!("cannot build request: {e}")))?;
         let headers = request.headers_mut();
         headers.insert(
@@ -160,74 +158,20 @@ impl GrpcClient {
             status?;
             return Ok(Response::new(futures::stream::empty().boxed()));
         }
-        let trailers = polyflight_core::Trailers::default();
-        let messages = body::in_messages(
+        let trailers = Trailers::default();
+        let messages = DecodeBody::new(
             body,
+            Payload::responses_of(method),
+            Direction::Response {
+                trailers: trailers.clone(),
+            },
             self.settings.max_decoding_message_size,
-            true,
-            |e| FlightError::unavailable(format!("the call's stream broke: {e}")),
-            Some(trailers.clone()),
         );
         Ok(Response {
             headers: wire::headers_from_http(&parts.headers),
-            body: messages,
+            body: messages.boxed(),
             trailers,
         })
-    }
-
-    fn one(&self, message: &impl Message) -> Result<BoxStream<'static, Result<Vec<Bytes>>>> {
-        let encoded = wire::encode_message(message, self.settings.max_encoding_message_size)?;
-        Ok(futures::stream::iter([Ok(vec![encoded])]).boxed())
-    }
-
-    fn many<T: Message + Send + 'static>(
-        &self,
-        stream: FlightStream<T>,
-    ) -> BoxStream<'static, Result<Vec<Bytes>>> {
-        let max = self.settings.max_encoding_message_size;
-        stream
-            .map(move |item| item.and_then(|m| wire::encode_message(&m, max).map(|b| vec![b])))
-            .boxed()
-    }
-
-    fn data(&self, stream: FlightStream<FlightData>) -> BoxStream<'static, Result<Vec<Bytes>>> {
-        let max = self.settings.max_encoding_message_size;
-        stream
-            .map(move |item| item.and_then(|d| wire::encode_flight_data(&d, max)))
-            .boxed()
-    }
-
-    async fn unary<T: Message + Default + Send + 'static>(
-        &self,
-        method: FlightMethod,
-        meta: CallMetadata,
-        request: &impl Message,
-        what: &'static str,
-    ) -> Result<Response<T>> {
-        let response = self.call(method, meta, self.one(request)?).await?;
-        let mut messages = response.body;
-        let first = messages.try_next().await?.ok_or_else(|| {
-            FlightError::internal(format!("{method}: server sent no {what} and no error"))
-        })?;
-        let message = wire::decode_message(first, what)?;
-        // Read to the end so the call's status is seen.
-        while messages.try_next().await?.is_some() {}
-        Ok(Response {
-            headers: response.headers,
-            body: message,
-            trailers: response.trailers,
-        })
-    }
-
-    async fn streaming<T: Message + Default + Send + 'static>(
-        &self,
-        method: FlightMethod,
-        meta: CallMetadata,
-        requests: BoxStream<'static, Result<Vec<Bytes>>>,
-        decode: fn(SegmentedBuf) -> Result<T>,
-    ) -> Result<Response<FlightStream<T>>> {
-        let response = self.call(method, meta, requests).await?;
-        Ok(response.map(|body| body::decode_each(body, decode)))
     }
 }
 
@@ -245,116 +189,4 @@ pub async fn connect_transport(
     )
     .await?;
     Ok(Arc::new(client))
-}
-
-fn decode<T: Message + Default>(m: SegmentedBuf) -> Result<T> {
-    wire::decode_message(
-        m,
-        std::any::type_name::<T>()
-            .rsplit("::")
-            .next()
-            .unwrap_or("message"),
-    )
-}
-
-#[async_trait]
-impl ClientTransport for GrpcClient {
-    async fn handshake(
-        &self,
-        meta: CallMetadata,
-        requests: FlightStream<HandshakeRequest>,
-    ) -> Result<Response<FlightStream<HandshakeResponse>>> {
-        let requests = self.many(requests);
-        self.streaming(FlightMethod::Handshake, meta, requests, decode)
-            .await
-    }
-
-    async fn list_flights(
-        &self,
-        meta: CallMetadata,
-        criteria: Criteria,
-    ) -> Result<Response<FlightStream<FlightInfo>>> {
-        let requests = self.one(&criteria)?;
-        self.streaming(FlightMethod::ListFlights, meta, requests, decode)
-            .await
-    }
-
-    async fn get_flight_info(
-        &self,
-        meta: CallMetadata,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<FlightInfo>> {
-        self.unary(FlightMethod::GetFlightInfo, meta, &descriptor, "FlightInfo")
-            .await
-    }
-
-    async fn poll_flight_info(
-        &self,
-        meta: CallMetadata,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<PollInfo>> {
-        self.unary(FlightMethod::PollFlightInfo, meta, &descriptor, "PollInfo")
-            .await
-    }
-
-    async fn get_schema(
-        &self,
-        meta: CallMetadata,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<SchemaResult>> {
-        self.unary(FlightMethod::GetSchema, meta, &descriptor, "SchemaResult")
-            .await
-    }
-
-    async fn do_get(
-        &self,
-        meta: CallMetadata,
-        ticket: Ticket,
-    ) -> Result<Response<FlightStream<FlightData>>> {
-        let response = self
-            .call(FlightMethod::DoGet, meta, self.one(&ticket)?)
-            .await?;
-        Ok(response.map(|body| body::decode_each(body, wire::decode_flight_data)))
-    }
-
-    async fn do_put(
-        &self,
-        meta: CallMetadata,
-        data: FlightStream<FlightData>,
-    ) -> Result<Response<FlightStream<PutResult>>> {
-        let requests = self.data(data);
-        self.streaming(FlightMethod::DoPut, meta, requests, decode)
-            .await
-    }
-
-    async fn do_exchange(
-        &self,
-        meta: CallMetadata,
-        data: FlightStream<FlightData>,
-    ) -> Result<Response<FlightStream<FlightData>>> {
-        let response = self
-            .call(FlightMethod::DoExchange, meta, self.data(data))
-            .await?;
-        Ok(response.map(|body| body::decode_each(body, wire::decode_flight_data)))
-    }
-
-    async fn do_action(
-        &self,
-        meta: CallMetadata,
-        action: Action,
-    ) -> Result<Response<FlightStream<ActionResult>>> {
-        let requests = self.one(&action)?;
-        self.streaming(FlightMethod::DoAction, meta, requests, decode)
-            .await
-    }
-
-    async fn list_actions(
-        &self,
-        meta: CallMetadata,
-        empty: Empty,
-    ) -> Result<Response<FlightStream<ActionType>>> {
-        let requests = self.one(&empty)?;
-        self.streaming(FlightMethod::ListActions, meta, requests, decode)
-            .await
-    }
 }

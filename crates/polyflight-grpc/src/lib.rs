@@ -9,23 +9,24 @@
 //! The server and client are generic over how bytes are carried ([`server::Acceptor`],
 //! [`client::Connector`]), so TLS and Unix sockets reuse them whole.
 
-pub mod body;
-pub mod client;
-pub mod server;
+mod body;
+mod client;
+mod server;
 pub mod tls;
-pub mod wire;
+mod wire;
 
 use async_trait::async_trait;
 use polyflight_core::{
-    ClientTransport, ConnectOptions, Dispatcher, FlightError, ListenOptions, Listener, Location,
+    CallHandler, ClientTransport, ConnectOptions, FlightError, ListenOptions, Listener, Location,
     PeerInfo, Result, Scheme, TransportFactory,
 };
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use client::{Connector, GrpcClient};
+pub use client::{connect_transport, Connector, GrpcClient};
 pub use server::{serve, Acceptor, BoxedIo, GrpcListener, Io};
 pub use tls::{ClientTlsConfig, GrpcTlsTransport, ServerTlsConfig};
+pub use wire::{from_grpc_code, status_from_headers, to_grpc_code};
 
 /// The gRPC path prefix of the Flight service.
 pub const SERVICE_PATH: &str = "/arrow.flight.protocol.FlightService";
@@ -91,7 +92,7 @@ impl GrpcSettings {
 }
 
 /// Accepts TCP connections (TCP_NODELAY set on each).
-pub struct TcpAcceptor {
+pub(crate) struct TcpAcceptor {
     listener: TcpListener,
     scheme: Scheme,
 }
@@ -137,7 +138,7 @@ impl Acceptor for TcpAcceptor {
 }
 
 /// Opens TCP connections (TCP_NODELAY set) to a host:port.
-pub struct TcpConnector {
+pub(crate) struct TcpConnector {
     authority: String,
     connect_timeout: Option<std::time::Duration>,
 }
@@ -210,14 +211,14 @@ impl TransportFactory for GrpcTransport {
     async fn listen(
         &self,
         location: &Location,
-        dispatcher: Dispatcher,
+        handler: Arc<dyn CallHandler>,
         options: &ListenOptions,
     ) -> Result<Box<dyn Listener>> {
         let (acceptor, bound) = TcpAcceptor::bind(location).await?;
         Ok(Box::new(serve(
             acceptor,
             bound,
-            dispatcher,
+            handler,
             GrpcSettings::for_server(options),
         )))
     }

@@ -1,25 +1,19 @@
 //! The gRPC server: accepts connections from an [`Acceptor`] (TCP here; TLS and Unix sockets
 //! plug in the same way), serves HTTP/2 on each with hyper, and turns every gRPC request into a
-//! call on the core [`Dispatcher`]. Status, error details and response metadata are written as
+//! call on the [`CallHandler`] it serves (in a server, the core's dispatcher). Status, error details and response metadata are written as
 //! gRPC and Arrow C++ peers expect them.
 
-use crate::body::{self, OutBody};
-use crate::wire::{self, SegmentedBuf};
+use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
+use crate::wire;
 use crate::{GrpcSettings, SERVICE_PATH};
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use polyflight_core::proto::{Criteria, FlightDescriptor, Ticket};
-use polyflight_core::transport::Response as FlightResponse;
 use polyflight_core::{
-    Dispatcher, FlightError, FlightMethod, FlightStream, IncomingCall, Listener, Location,
-    PeerInfo, Result,
+    CallHandler, FlightError, FlightMethod, IncomingCall, Listener, Location, PeerInfo, Result,
 };
-use prost::Message;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,12 +44,12 @@ pub struct GrpcListener {
     task: Option<JoinHandle<()>>,
 }
 
-/// Starts serving `dispatcher` on the connections `acceptor` yields; `location` is what the
+/// Starts serving `handler` on the connections `acceptor` yields; `location` is what the
 /// listener reports (with the real port).
 pub fn serve(
     acceptor: impl Acceptor,
     location: Location,
-    dispatcher: Dispatcher,
+    handler: Arc<dyn CallHandler>,
     settings: GrpcSettings,
 ) -> GrpcListener {
     let (stop, mut stopped) = oneshot::channel::<Duration>();
@@ -71,14 +65,14 @@ pub fn serve(
                         let conn = http2_builder(&settings).serve_connection(
                             TokioIo::new(io),
                             hyper::service::service_fn({
-                                let dispatcher = dispatcher.clone();
+                                let handler = handler.clone();
                                 let settings = settings.clone();
                                 move |req| {
-                                    let dispatcher = dispatcher.clone();
+                                    let handler = handler.clone();
                                     let settings = settings.clone();
                                     let peer = peer.clone();
                                     async move {
-                                        Ok::<_, Infallible>(handle(req, dispatcher, peer, &settings).await)
+                                        Ok::<_, Infallible>(handle(req, handler, peer, &settings).await)
                                     }
                                 }
                             }),
@@ -160,9 +154,18 @@ fn flight_method(path: &str) -> Option<FlightMethod> {
         .and_then(FlightMethod::from_name)
 }
 
+/// True for `application/grpc`, `application/grpc+proto`, `application/grpc;…`.
+fn is_grpc_content_type(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("application/grpc"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+}
+
 /// A response that is only headers: an error before any message (gRPC "trailers-only").
-fn trailers_only(err: FlightError) -> Response<OutBody> {
-    let mut response = Response::new(body::empty_body());
+fn trailers_only(err: FlightError) -> Response<EncodeBody> {
+    let mut response = Response::new(EncodeBody::empty());
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
@@ -172,42 +175,21 @@ fn trailers_only(err: FlightError) -> Response<OutBody> {
     response
 }
 
-type Encoded = BoxStream<'static, Result<Vec<Bytes>>>;
-
-fn encode_messages<T: Message + Send + 'static>(stream: FlightStream<T>, max: usize) -> Encoded {
-    stream
-        .map(move |item| item.and_then(|m| wire::encode_message(&m, max).map(|b| vec![b])))
-        .boxed()
-}
-
-fn encode_data(stream: FlightStream<polyflight_core::FlightData>, max: usize) -> Encoded {
-    stream
-        .map(move |item| item.and_then(|d| wire::encode_flight_data(&d, max)))
-        .boxed()
-}
-
-fn once<T: Send + 'static>(response: FlightResponse<T>) -> FlightResponse<FlightStream<T>> {
-    response.map(|m| futures::stream::iter([Ok(m)]).boxed())
-}
-
-async fn single_request<T: Message + Default>(
-    mut messages: BoxStream<'static, Result<SegmentedBuf>>,
-    what: &str,
-) -> Result<T> {
-    match messages.try_next().await? {
-        Some(message) => wire::decode_message(message, what),
-        None => Err(FlightError::invalid_argument(format!(
-            "request carried no {what} message"
-        ))),
-    }
-}
-
 async fn handle(
     req: Request<Incoming>,
-    dispatcher: Dispatcher,
+    handler: Arc<dyn CallHandler>,
     peer: PeerInfo,
     settings: &GrpcSettings,
-) -> Response<OutBody> {
+) -> Response<EncodeBody> {
+    if !is_grpc_content_type(req.headers()) {
+        // The gRPC spec: a request whose content-type does not begin with application/grpc is
+        // answered 415, so an HTTP client never takes a gRPC error (status 200) for success.
+        let mut response = trailers_only(FlightError::invalid_argument(
+            "not a gRPC request: content-type must be application/grpc",
+        ));
+        *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return response;
+    }
     let Some(method) = flight_method(req.uri().path()) else {
         return trailers_only(FlightError::unimplemented(format!(
             "unknown gRPC method {}",
@@ -226,87 +208,23 @@ async fn handle(
         peer,
         timeout,
     };
-    let messages = body::in_messages(
+    let requests = DecodeBody::new(
         body,
+        Payload::requests_of(method),
+        Direction::Request,
         settings.max_decoding_message_size,
-        false,
-        |e| FlightError::cancelled(format!("the client aborted the call: {e}")),
-        None,
-    );
-    let max = settings.max_encoding_message_size;
-    let result: Result<FlightResponse<Encoded>> = async {
-        use FlightMethod as M;
-        Ok(match method {
-            M::Handshake => {
-                let requests =
-                    body::decode_each(messages, |m| wire::decode_message(m, "HandshakeRequest"));
-                dispatcher
-                    .handshake(call, requests)
-                    .await?
-                    .map(|s| encode_messages(s, max))
-            }
-            M::ListFlights => {
-                let criteria: Criteria = single_request(messages, "Criteria").await?;
-                dispatcher
-                    .list_flights(call, criteria)
-                    .await?
-                    .map(|s| encode_messages(s, max))
-            }
-            M::GetFlightInfo => {
-                let d: FlightDescriptor = single_request(messages, "FlightDescriptor").await?;
-                once(dispatcher.get_flight_info(call, d).await?).map(|s| encode_messages(s, max))
-            }
-            M::PollFlightInfo => {
-                let d: FlightDescriptor = single_request(messages, "FlightDescriptor").await?;
-                once(dispatcher.poll_flight_info(call, d).await?).map(|s| encode_messages(s, max))
-            }
-            M::GetSchema => {
-                let d: FlightDescriptor = single_request(messages, "FlightDescriptor").await?;
-                once(dispatcher.get_schema(call, d).await?).map(|s| encode_messages(s, max))
-            }
-            M::DoGet => {
-                let ticket: Ticket = single_request(messages, "Ticket").await?;
-                dispatcher
-                    .do_get(call, ticket)
-                    .await?
-                    .map(|s| encode_data(s, max))
-            }
-            M::DoPut => {
-                let data = body::decode_each(messages, wire::decode_flight_data);
-                dispatcher
-                    .do_put(call, data)
-                    .await?
-                    .map(|s| encode_messages(s, max))
-            }
-            M::DoExchange => {
-                let data = body::decode_each(messages, wire::decode_flight_data);
-                dispatcher
-                    .do_exchange(call, data)
-                    .await?
-                    .map(|s| encode_data(s, max))
-            }
-            M::DoAction => {
-                let action = single_request(messages, "Action").await?;
-                dispatcher
-                    .do_action(call, action)
-                    .await?
-                    .map(|s| encode_messages(s, max))
-            }
-            M::ListActions => {
-                let _: polyflight_core::proto::Empty =
-                    single_request(messages, "Empty").await.unwrap_or_default();
-                dispatcher
-                    .list_actions(call)
-                    .await?
-                    .map(|s| encode_messages(s, max))
-            }
-        })
-    }
-    .await;
-    match result {
+    )
+    .boxed();
+    match handler.call(call, requests).await {
         Ok(response) => {
-            let mut http_response =
-                Response::new(body::out_body(response.body, true, Some(response.trailers)));
+            let body = EncodeBody::new(
+                response.body,
+                Role::Server {
+                    trailers: response.trailers,
+                },
+                settings.max_encoding_message_size,
+            );
+            let mut http_response = Response::new(body);
             let headers = http_response.headers_mut();
             headers.insert(
                 http::header::CONTENT_TYPE,

@@ -9,7 +9,10 @@ use base64::Engine;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use polyflight_core::proto::FlightDescriptor;
-use polyflight_core::{DataBody, FlightCode, FlightData, FlightError, Headers, Result};
+use polyflight_core::{
+    AlignedBuf, DataBody, FlightCode, FlightData, FlightError, Headers, Message as SeamMessage,
+    Result,
+};
 use prost::Message;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -17,9 +20,9 @@ use std::time::Duration;
 /// Bytes of the gRPC length prefix: 1 compression flag + 4 length (big-endian).
 pub const PREFIX_LEN: usize = 5;
 
-/// Alignment of received bodies that are gathered into a buffer of our own: enough for every
-/// Arrow type, so arrays are built over the buffer without realigning.
-const BODY_ALIGNMENT: usize = 64;
+/// Alignment of received bodies: enough for every Arrow type, so arrays are built over the
+/// buffer without realigning.
+const BODY_ALIGNMENT: usize = polyflight_core::BUFFER_ALIGNMENT;
 
 // ---- received bytes ----------------------------------------------------------------------------
 
@@ -71,9 +74,11 @@ impl SegmentedBuf {
                 return self.copy_to_bytes(len);
             }
         }
-        let mut buf = AlignedBuf::with_len(len);
-        self.copy_to_slice(buf.as_mut_slice());
-        Bytes::from_owner(buf)
+        // the caller checked that `len` bytes are buffered, so the copy cannot fail
+        match AlignedBuf::copy_from_buf(self, len) {
+            Ok(buf) => buf.into_bytes(),
+            Err(_) => self.copy_to_bytes(len),
+        }
     }
 }
 
@@ -119,38 +124,6 @@ impl Buf for SegmentedBuf {
         let mut out = BytesMut::with_capacity(len.min(self.remaining));
         out.put(self.take(len));
         out.freeze()
-    }
-}
-
-/// A heap buffer whose visible bytes start at a 64-byte boundary.
-struct AlignedBuf {
-    storage: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    fn with_len(len: usize) -> Self {
-        let storage = vec![0u8; len + BODY_ALIGNMENT];
-        let start = storage
-            .as_ptr()
-            .align_offset(BODY_ALIGNMENT)
-            .min(BODY_ALIGNMENT);
-        AlignedBuf {
-            storage,
-            start,
-            len,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.len]
-    }
-}
-
-impl AsRef<[u8]> for AlignedBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
     }
 }
 
@@ -234,16 +207,18 @@ fn put_prefix(buf: &mut BytesMut, len: usize) -> Result<()> {
     Ok(())
 }
 
-/// A protobuf message as one length-prefixed gRPC message.
-pub fn encode_message(message: &impl Message, max_size: usize) -> Result<Bytes> {
-    let len = message.encoded_len();
-    check_size(len, max_size)?;
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
-    put_prefix(&mut buf, len)?;
-    message
-        .encode(&mut buf)
-        .map_err(|e| FlightError::internal(format!("encoding protobuf: {e}")))?;
-    Ok(buf.freeze())
+/// A seam message as one length-prefixed gRPC message, in pieces: a protobuf message as prefix
+/// and bytes, FlightData as [`encode_flight_data`] writes it.
+pub(crate) fn encode(message: &SeamMessage, max_size: usize) -> Result<Vec<Bytes>> {
+    match message {
+        SeamMessage::Proto(bytes) => {
+            check_size(bytes.len(), max_size)?;
+            let mut prefix = BytesMut::with_capacity(PREFIX_LEN);
+            put_prefix(&mut prefix, bytes.len())?;
+            Ok(vec![prefix.freeze(), bytes.clone()])
+        }
+        SeamMessage::Data(data) => encode_flight_data(data, max_size),
+    }
 }
 
 fn check_size(len: usize, max_size: usize) -> Result<()> {
@@ -391,11 +366,6 @@ fn skip(buf: &mut SegmentedBuf, len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Decodes a protobuf message from a received gRPC message.
-pub fn decode_message<M: Message + Default>(buf: SegmentedBuf, what: &str) -> Result<M> {
-    M::decode(buf).map_err(|e| FlightError::invalid_argument(format!("malformed {what}: {e}")))
-}
-
 // ---- grpc-timeout ------------------------------------------------------------------------------
 
 /// Parses a `grpc-timeout` value (`<digits><unit>`, at most 8 digits, unit one of H M S m u n).
@@ -438,6 +408,8 @@ pub fn format_timeout(timeout: Duration) -> String {
 // ---- status ------------------------------------------------------------------------------------
 
 /// gRPC status codes used on the wire.
+// The whole table as the gRPC spec numbers it, though Flight sends only some of these codes.
+#[allow(dead_code)]
 pub mod grpc_code {
     pub const OK: u16 = 0;
     pub const CANCELLED: u16 = 1;
@@ -496,21 +468,6 @@ pub fn from_grpc_code(code: u16) -> FlightCode {
     }
 }
 
-/// The Arrow C++ `StatusCode` number sent in `x-arrow-status`, chosen as an Arrow C++ server
-/// would send it, so a C++/pyarrow client rebuilds the same error: codes Arrow has a status for
-/// travel as that status (Invalid, KeyError, NotImplemented, AlreadyExists, UnknownError); the
-/// Flight-only codes travel as IOError, the status Arrow C++ wraps its Flight errors in.
-fn arrow_status_code(code: FlightCode) -> u8 {
-    match code {
-        FlightCode::InvalidArgument => 4,
-        FlightCode::NotFound => 2,
-        FlightCode::Unimplemented => 10,
-        FlightCode::AlreadyExists => 45,
-        FlightCode::Unknown => 9,
-        _ => 5,
-    }
-}
-
 const GRPC_STATUS: &str = "grpc-status";
 const GRPC_MESSAGE: &str = "grpc-message";
 const ARROW_STATUS: &str = "x-arrow-status";
@@ -539,7 +496,7 @@ pub fn status_headers(result: &std::result::Result<(), FlightError>) -> HeaderMa
             }
             map.insert(
                 ARROW_STATUS,
-                HeaderValue::from(u16::from(arrow_status_code(err.code()))),
+                HeaderValue::from(u16::from(err.code().arrow_status_code())),
             );
             insert_binary(&mut map, ARROW_MESSAGE, err.message().as_bytes());
             if !err.extra_info().is_empty() {

@@ -11,7 +11,7 @@ use polyflight_core::{
     CallContext, FlightClient, FlightCode, FlightData, FlightService, FlightStream, Registry,
     Result, ServerBuilder,
 };
-use polyflight_grpc::{wire, GrpcTransport};
+use polyflight_grpc::{status_from_headers, to_grpc_code, GrpcTransport};
 use prost::Message;
 
 /// Counts what DoPut receives, and fails on the first bad message the way a real service's
@@ -47,6 +47,19 @@ fn grpc_frame(payload: &[u8]) -> Vec<u8> {
 
 /// Sends one raw request body to `method` and returns (grpc-status, grpc-message).
 async fn raw_call(addr: &str, method: &str, body: Vec<u8>) -> (u16, String) {
+    let (status, response) = raw_request(addr, method, Some("application/grpc"), body).await;
+    assert_eq!(status, http::StatusCode::OK, "{method}");
+    response
+}
+
+/// Sends one raw request with the given content-type; returns the HTTP status and
+/// (grpc-status, grpc-message).
+async fn raw_request(
+    addr: &str,
+    method: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (http::StatusCode, (u16, String)) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -56,13 +69,17 @@ async fn raw_call(addr: &str, method: &str, body: Vec<u8>) -> (u16, String) {
     let request = http::Request::post(format!(
         "http://{addr}/arrow.flight.protocol.FlightService/{method}"
     ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
+    .header("te", "trailers");
+    let request = match content_type {
+        Some(content_type) => request.header("content-type", content_type),
+        None => request,
+    }
     .body(Full::new(Bytes::from(body)))
     .unwrap();
     let response = sender.send_request(request).await.unwrap();
     let (parts, body) = response.into_parts();
-    let mut status = wire::status_from_headers(&parts.headers);
+    let http_status = parts.status;
+    let mut status = status_from_headers(&parts.headers);
     if status.is_some() {
         // Trailers-only: the HEADERS frame must end the stream, with no DATA frame after it.
         assert!(
@@ -72,12 +89,13 @@ async fn raw_call(addr: &str, method: &str, body: Vec<u8>) -> (u16, String) {
     }
     let collected = body.collect().await.unwrap();
     if let Some(trailers) = collected.trailers() {
-        status = status.or_else(|| wire::status_from_headers(trailers));
+        status = status.or_else(|| status_from_headers(trailers));
     }
-    match status.expect("every response carries a grpc-status") {
+    let status = match status.expect("every response carries a grpc-status") {
         Ok(()) => (0, String::new()),
-        Err(err) => (wire::to_grpc_code(err.code()), err.message().to_string()),
-    }
+        Err(err) => (to_grpc_code(err.code()), err.message().to_string()),
+    };
+    (http_status, status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +107,7 @@ async fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
         .await
         .unwrap();
     let addr = server.location().authority().unwrap();
-    let invalid = wire::to_grpc_code(FlightCode::InvalidArgument);
+    let invalid = to_grpc_code(FlightCode::InvalidArgument);
 
     let valid_descriptor = polyflight_core::proto::FlightData {
         flight_descriptor: Some(FlightDescriptor::new_path(["x"])),
@@ -103,7 +121,7 @@ async fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
             "unknown method",
             "NoSuchMethod",
             grpc_frame(b""),
-            wire::to_grpc_code(FlightCode::Unimplemented),
+            to_grpc_code(FlightCode::Unimplemented),
             "unknown gRPC method",
         ),
         (
@@ -155,7 +173,7 @@ async fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
             "compressed flag without grpc-encoding",
             "DoPut",
             vec![1, 0, 0, 0, 0],
-            wire::to_grpc_code(FlightCode::Unimplemented),
+            to_grpc_code(FlightCode::Unimplemented),
             "compressed",
         ),
         (
@@ -174,6 +192,36 @@ async fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
             message.contains(needle),
             "{name}: {message:?} lacks {needle:?}"
         );
+    }
+
+    // Requests that are not gRPC are answered 415, as the gRPC spec asks.
+    for content_type in [
+        Some("application/json"),
+        Some("text/plain"),
+        Some("application/grpcx"),
+        None,
+    ] {
+        let (http_status, (code, message)) =
+            raw_request(&addr, "DoGet", content_type, grpc_frame(b"")).await;
+        assert_eq!(
+            http_status,
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        assert_eq!(code, invalid, "{content_type:?}: {message}");
+        assert!(message.contains("content-type"), "{message}");
+    }
+    // Every gRPC content-type form is served.
+    for content_type in ["application/grpc+proto", "application/grpc; charset=utf-8"] {
+        let (http_status, (code, message)) = raw_request(
+            &addr,
+            "DoGet",
+            Some(content_type),
+            grpc_frame(&Ticket::new(Bytes::from_static(b"t")).encode_to_vec()),
+        )
+        .await;
+        assert_eq!(http_status, http::StatusCode::OK, "{content_type}");
+        assert_eq!(code, 0, "{content_type}: {message}");
     }
 
     // A well-behaved client is still served.

@@ -1,41 +1,59 @@
-//! Frame echo over UCX between two processes; also the check that a binary using this crate
-//! starts on its own (run it straight from `target/<profile>/examples/`, no `LD_LIBRARY_PATH`).
+//! Record batches echoed over UCX between two processes with DoExchange; also the check that a
+//! binary using this crate starts on its own (run it straight from `target/<profile>/examples/`,
+//! no `LD_LIBRARY_PATH`).
 //!
 //! ```text
-//! ucx_echo server [ADDR]                 # default 127.0.0.1:0; prints "listening on HOST:PORT"
-//! ucx_echo client ADDR [BYTES] [COUNT]   # echoes COUNT bodies of BYTES and reports MB/s
-//! ucx_echo probe                         # loads UCX, creates a context and a worker, exits
+//! ucx_echo server [ADDR]                 # default 127.0.0.1:0; prints "listening on HOST:PORT",
+//!                                        # serves one DoExchange, then exits
+//! ucx_echo client ADDR [BYTES] [COUNT]   # echoes COUNT batches of BYTES and reports MB/s
+//! ucx_echo probe                         # loads UCX, listens on a free port, exits
 //! ```
 //!
 //! `UCX_LOG_LEVEL=info` shows the transports each endpoint uses; `POLYFLIGHT_UCX_PROGRESS=busy`
 //! switches to busy-polling.
 
-use bytes::Bytes;
-use polyflight_ucx::conn::FrameConn;
-use polyflight_ucx::frame::FrameType;
-use polyflight_ucx::ucp::{
-    run_worker_thread, sys, Context, Endpoint, Listener, ProgressMode, Worker,
+use arrow_array::{ArrayRef, RecordBatch, UInt8Array};
+use futures::StreamExt;
+use polyflight_core::codec::{EncodeOptions, FlightDataEncoder};
+use polyflight_core::{
+    CallContext, FlightClient, FlightData, FlightError, FlightService, FlightStream, Registry,
+    ServerBuilder,
 };
-use std::net::SocketAddr;
+use polyflight_ucx::UcxTransport;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("server") => server(args.get(1).map(String::as_str).unwrap_or("127.0.0.1:0")),
-        Some("client") => match args.get(1) {
-            Some(addr) => client(
-                addr,
-                args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1 << 20),
-                args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000),
-            ),
-            None => Err("client needs an address".into()),
-        },
-        Some("probe") => probe(),
-        _ => Err("usage: ucx_echo server [ADDR] | client ADDR [BYTES] [COUNT] | probe".into()),
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ucx_echo: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    let result = runtime.block_on(async {
+        match args.first().map(String::as_str) {
+            Some("server") => {
+                server(args.get(1).map(String::as_str).unwrap_or("127.0.0.1:0")).await
+            }
+            Some("client") => match args.get(1) {
+                Some(addr) => {
+                    client(
+                        addr,
+                        args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1 << 20),
+                        args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000),
+                    )
+                    .await
+                }
+                None => Err("client needs an address".into()),
+            },
+            Some("probe") => probe().await,
+            _ => Err("usage: ucx_echo server [ADDR] | client ADDR [BYTES] [COUNT] | probe".into()),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -47,96 +65,111 @@ fn main() -> ExitCode {
 
 type AnyResult = Result<(), Box<dyn std::error::Error>>;
 
-fn probe() -> AnyResult {
-    let context = Context::new()?;
-    let _worker = Worker::new(&context)?;
-    println!("UCX loaded from {:?}", sys::library_candidates());
-    Ok(())
+fn registry() -> Registry {
+    Registry::new().with(UcxTransport)
 }
 
-fn server(addr: &str) -> AnyResult {
-    let addr: SocketAddr = addr.parse()?;
-    let context = Context::new()?;
-    let mode = ProgressMode::from_env();
-    let conn_context = context.clone();
-    let listener = run_worker_thread("listener", context, mode, move |worker| async move {
-        let listener = Listener::bind(&worker, addr)?;
-        println!("listening on {}", listener.local_addr());
-        // serve one client, then exit
-        let request = listener.accept().await;
-        let mut conn = run_worker_thread("conn", conn_context, mode, move |worker| async move {
-            echo(worker, request).await
-        })
-        .map_err(|e| polyflight_ucx::UcxError::internal(e.to_string()))?;
-        conn.finished().await;
-        conn.join()?
-    })?;
-    listener.join()??;
-    Ok(())
+/// Echoes every DoExchange message back; tells `done` when an exchange has ended.
+struct Echo {
+    done: Arc<Notify>,
 }
 
-async fn echo(
-    worker: std::rc::Rc<Worker>,
-    request: polyflight_ucx::ucp::ConnectionRequest,
-) -> polyflight_ucx::Result<()> {
-    let conn = FrameConn::new(Endpoint::accept(&worker, request)?)?;
-    loop {
-        let frame = conn.recv().await?;
-        if frame.frame_type == FrameType::Disconnect {
-            break;
-        }
-        let send = conn.send(frame.frame_type, vec![frame.body]);
-        tokio::task::spawn_local(async move {
-            if let Err(e) = send.await {
-                eprintln!("echo send failed: {e}");
-            }
+#[polyflight_core::async_trait]
+impl FlightService for Echo {
+    async fn do_exchange(
+        &self,
+        _ctx: CallContext,
+        requests: FlightStream<FlightData>,
+    ) -> polyflight_core::Result<FlightStream<FlightData>> {
+        let done = self.done.clone();
+        let end = futures::stream::once(async move {
+            done.notify_one();
+            None
         });
+        Ok(requests
+            .map(Some)
+            .chain(end)
+            .filter_map(futures::future::ready)
+            .boxed())
     }
-    conn.close(Duration::from_secs(1)).await;
+}
+
+async fn probe() -> AnyResult {
+    let done = Arc::new(Notify::new());
+    let server = ServerBuilder::new(Echo { done }, registry())
+        .listen("ucx://127.0.0.1:0")
+        .start()
+        .await?;
+    println!("UCX works: listened on {}", server.location());
+    server.shutdown().await?;
     Ok(())
 }
 
-fn client(addr: &str, bytes: usize, count: usize) -> AnyResult {
-    let addr: SocketAddr = addr.parse()?;
-    let context: Arc<Context> = Context::new()?;
-    let thread = run_worker_thread(
-        "client",
-        context,
-        ProgressMode::from_env(),
-        move |worker| async move {
-            let conn = FrameConn::connect(&worker, addr)?;
-            let body = Bytes::from(vec![7u8; bytes]);
-            let start = Instant::now();
-            let window = 4;
-            let (mut sent, mut received) = (0, 0);
-            while received < count {
-                while sent < count && sent - received < window {
-                    let send = conn.send(FrameType::PayloadBody, vec![body.clone()]);
-                    tokio::task::spawn_local(async move {
-                        if let Err(e) = send.await {
-                            eprintln!("send failed: {e}");
-                        }
-                    });
-                    sent += 1;
-                }
-                let frame = conn.recv().await?;
-                if frame.body.len() != bytes {
-                    return Err(polyflight_ucx::UcxError::internal(
-                        "echoed body has the wrong size",
-                    ));
-                }
-                received += 1;
-            }
-            let elapsed = start.elapsed().as_secs_f64();
-            let mb = (2 * bytes * count) as f64 / 1e6;
-            println!(
-                "{count} x {bytes} B echoed in {elapsed:.3} s: {:.0} MB/s both ways",
-                mb / elapsed
-            );
-            conn.disconnect(Duration::from_secs(1)).await;
-            Ok(())
-        },
-    )?;
-    thread.join()??;
+async fn server(addr: &str) -> AnyResult {
+    let done = Arc::new(Notify::new());
+    let server = ServerBuilder::new(Echo { done: done.clone() }, registry())
+        .listen(format!("ucx://{addr}"))
+        .shutdown_grace(Duration::from_secs(5))
+        .start()
+        .await?;
+    let location = server.location();
+    let host = location.host().unwrap_or("127.0.0.1");
+    let port = location.port().unwrap_or(0);
+    println!("listening on {host}:{port}");
+    // serve one client, then exit
+    done.notified().await;
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// A batch of one `UInt8` column of `bytes` rows: a FlightData whose body is `bytes` long (plus
+/// padding), sent from the column's own buffer.
+fn batch_messages(bytes: usize) -> Result<(FlightData, FlightData), FlightError> {
+    let column: ArrayRef = Arc::new(UInt8Array::from(vec![7u8; bytes]));
+    let batch = RecordBatch::try_from_iter([("data", column)])?;
+    // one message per batch, however large: the echo measures bodies of exactly `bytes`
+    let mut encoder = FlightDataEncoder::new(EncodeOptions {
+        max_message_size: i32::MAX as usize,
+        ..EncodeOptions::default()
+    });
+    let schema = encoder.encode_schema(&batch.schema())?;
+    let mut messages = encoder.encode_batch(&batch)?;
+    match (messages.pop(), messages.is_empty()) {
+        (Some(message), true) => Ok((schema, message)),
+        _ => Err(FlightError::internal(
+            "the batch did not encode as one message",
+        )),
+    }
+}
+
+async fn client(addr: &str, bytes: usize, count: usize) -> AnyResult {
+    let client = FlightClient::connect_with(registry(), &format!("ucx://{addr}")).await?;
+    let (schema, batch) = batch_messages(bytes)?;
+    let body = batch.data_body.len();
+    let messages = std::iter::once(schema).chain(std::iter::repeat_n(batch, count));
+    let requests = futures::stream::iter(messages.map(Ok)).boxed();
+    let start = Instant::now();
+    let response = client.do_exchange_data(requests).await?;
+    let mut echoed = response.body;
+    let mut received = 0;
+    while let Some(message) = echoed.next().await {
+        let message = message?;
+        if message.data_body.is_empty() {
+            continue; // the schema
+        }
+        if message.data_body.len() != body {
+            return Err("echoed body has the wrong size".into());
+        }
+        received += 1;
+    }
+    if received != count {
+        return Err(format!("{received} of {count} batches came back").into());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mb = (2 * body * count) as f64 / 1e6;
+    println!(
+        "{count} x {bytes} B echoed in {elapsed:.3} s: {:.0} MB/s both ways",
+        mb / elapsed
+    );
     Ok(())
 }

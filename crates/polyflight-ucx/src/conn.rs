@@ -17,8 +17,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::error::{Result, UcxError};
-use crate::frame::{encode_headers, wire_segments, Frame, FrameHeader, FrameType, Reorder, AM_ID};
+use polyflight_core::{FlightError, Result};
+
+use crate::frame::{wire_segments, Frame, FrameHeader, FrameType, Reorder, AM_ID};
 use crate::ucp::{AmData, AmMessage, AmStream, Endpoint, Worker};
 
 /// How far ahead of the next expected counter a frame may be (frames held for reordering).
@@ -35,7 +36,7 @@ pub struct FrameConn {
     /// Rendezvous bodies being fetched.
     fetches: RefCell<FuturesUnordered<Fetch>>,
     /// Set once a protocol error was seen: the connection is unusable.
-    broken: RefCell<Option<UcxError>>,
+    broken: RefCell<Option<FlightError>>,
 }
 
 impl FrameConn {
@@ -69,11 +70,11 @@ impl FrameConn {
     }
 
     /// The error that makes this connection unusable (peer gone or protocol error), if any.
-    pub fn error(&self) -> Option<UcxError> {
+    pub fn error(&self) -> Option<FlightError> {
         self.broken
             .borrow()
             .clone()
-            .or_else(|| self.endpoint.error())
+            .or_else(|| self.endpoint.error().map(FlightError::from))
     }
 
     /// Sends one frame whose body is the concatenation of `segments` (scatter-gather, no copy).
@@ -91,16 +92,7 @@ impl FrameConn {
             let header = Bytes::copy_from_slice(&header.encode());
             self.endpoint.am_send(AM_ID, header, pieces)
         });
-        async move { started?.await }
-    }
-
-    /// Sends a Headers frame.
-    pub fn send_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        &self,
-        headers: &[(K, V)],
-    ) -> impl Future<Output = Result<()>> + 'static {
-        let sent = encode_headers(headers).map(|body| self.send(FrameType::Headers, vec![body]));
-        async move { sent?.await }
+        async move { Ok(started?.await?) }
     }
 
     /// The next frame in counter order. Fails with UNAVAILABLE when the connection is lost and with
@@ -138,7 +130,7 @@ impl FrameConn {
                 },
                 error = self.endpoint.failed() => {
                     if self.stream.pending() == 0 {
-                        return Err(error);
+                        return Err(error.into());
                     }
                 }
             }
@@ -157,7 +149,7 @@ impl FrameConn {
         let size = header.size as usize;
         let available = message.data.len();
         if available < size {
-            return Err(self.break_with(UcxError::invalid_argument(format!(
+            return Err(self.break_with(FlightError::invalid_argument(format!(
                 "UCX frame {} declares {size} body bytes but carries {available}",
                 header.counter
             ))));
@@ -172,7 +164,7 @@ impl FrameConn {
                 // body, or the one filler byte of an empty body): never allocate a size that only
                 // the peer claims.
                 if rndv.len() > size.max(1) {
-                    return Err(self.break_with(UcxError::invalid_argument(format!(
+                    return Err(self.break_with(FlightError::invalid_argument(format!(
                         "UCX frame {} carries {} bytes for a {size}-byte body",
                         header.counter,
                         rndv.len()
@@ -196,7 +188,7 @@ impl FrameConn {
             .map_err(|e| self.break_with(e))
     }
 
-    fn break_with(&self, error: UcxError) -> UcxError {
+    fn break_with(&self, error: FlightError) -> FlightError {
         tracing::warn!(%error, peer = ?self.peer(), "UCX connection broken");
         self.broken.borrow_mut().get_or_insert(error).clone()
     }
@@ -227,3 +219,6 @@ impl FrameConn {
         drop(stream);
     }
 }
+
+#[cfg(test)]
+mod tests;

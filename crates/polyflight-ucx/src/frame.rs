@@ -13,7 +13,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
 
-use crate::error::{ErrorCode, Result, UcxError};
+use polyflight_core::{FlightCode, FlightError, Result};
 
 /// The active message id of every Flight frame.
 pub const AM_ID: u16 = 0x1024;
@@ -68,7 +68,7 @@ pub enum FrameType {
 }
 
 impl TryFrom<u8> for FrameType {
-    type Error = UcxError;
+    type Error = FlightError;
 
     fn try_from(value: u8) -> Result<Self> {
         Ok(match value {
@@ -78,7 +78,7 @@ impl TryFrom<u8> for FrameType {
             3 => FrameType::PayloadBody,
             4 => FrameType::Disconnect,
             other => {
-                return Err(UcxError::invalid_argument(format!(
+                return Err(FlightError::invalid_argument(format!(
                     "unknown UCX frame type {other}"
                 )))
             }
@@ -104,7 +104,7 @@ impl FrameHeader {
             .ok()
             .filter(|s| *s <= MAX_FRAME_BODY)
             .ok_or_else(|| {
-                UcxError::invalid_argument(format!(
+                FlightError::invalid_argument(format!(
                     "frame body of {size} bytes exceeds the UCX wire limit of {MAX_FRAME_BODY}"
                 ))
             })?;
@@ -129,13 +129,13 @@ impl FrameHeader {
     /// Parses and validates a received AM header.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.len() != FRAME_HEADER_LEN {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "UCX frame header must be {FRAME_HEADER_LEN} bytes, got {}",
                 bytes.len()
             )));
         }
         if bytes[0] != WIRE_VERSION {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "unsupported UCX frame version {} (expected {WIRE_VERSION})",
                 bytes[0]
             )));
@@ -144,7 +144,7 @@ impl FrameHeader {
         let counter = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
         let size = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
         if size > MAX_FRAME_BODY {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "UCX frame declares a body of {size} bytes, above the limit of {MAX_FRAME_BODY}"
             )));
         }
@@ -168,19 +168,13 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Applies the receive rules to one active message: the header must be valid, the AM data must
-    /// be at least as long as the header's size, and the body is the first `size` bytes (the
-    /// header's size is trusted, never the AM data length, which is 1 for an empty body).
-    pub fn from_am(header: &[u8], data: Bytes) -> Result<Frame> {
-        let header = FrameHeader::decode(header)?;
-        Self::from_parts(header, data)
-    }
-
-    /// As [`Frame::from_am`] with an already decoded header.
+    /// Applies the receive rules to one active message whose header was decoded: the AM data
+    /// must be at least as long as the header's size, and the body is the first `size` bytes
+    /// (the header's size is trusted, never the AM data length, which is 1 for an empty body).
     pub fn from_parts(header: FrameHeader, data: Bytes) -> Result<Frame> {
         let size = header.size as usize;
         if data.len() < size {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "UCX frame {} declares {size} body bytes but carries {}",
                 header.counter,
                 data.len()
@@ -196,6 +190,31 @@ impl Frame {
             counter: header.counter,
             body,
         })
+    }
+}
+
+/// A frame to send: its type and its body as segments (sent scatter-gather, in order, without
+/// being copied together). The sender numbers it and applies the empty-body rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFrame {
+    /// What the body is.
+    pub frame_type: FrameType,
+    /// The body: the concatenation of these segments.
+    pub body: Vec<Bytes>,
+}
+
+impl OutFrame {
+    /// A frame of `frame_type` whose body is `body`'s segments.
+    pub fn new(frame_type: FrameType, body: Vec<Bytes>) -> Self {
+        OutFrame { frame_type, body }
+    }
+
+    /// A Headers frame.
+    pub fn headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(headers: &[(K, V)]) -> Result<Self> {
+        Ok(OutFrame::new(
+            FrameType::Headers,
+            vec![encode_headers(headers)?],
+        ))
     }
 }
 
@@ -227,8 +246,8 @@ impl<'a> Reader<'a> {
         self.body.len() - self.pos
     }
 
-    fn truncated(&self, needed: usize) -> UcxError {
-        UcxError::invalid_argument(format!(
+    fn truncated(&self, needed: usize) -> FlightError {
+        FlightError::invalid_argument(format!(
             "truncated {} frame: needs {needed} more bytes at offset {}, {} remain",
             self.what,
             self.pos,
@@ -257,7 +276,7 @@ impl<'a> Reader<'a> {
 
     fn finish(&self) -> Result<()> {
         if self.remaining() != 0 {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "{} frame has {} unexpected trailing bytes",
                 self.what,
                 self.remaining()
@@ -272,7 +291,9 @@ fn length_u32(len: usize, what: &str) -> Result<u32> {
         .ok()
         .filter(|l| *l != ABSENT)
         .ok_or_else(|| {
-            UcxError::invalid_argument(format!("{what} of {len} bytes is too long for a UCX frame"))
+            FlightError::invalid_argument(format!(
+                "{what} of {len} bytes is too long for a UCX frame"
+            ))
         })
 }
 
@@ -389,7 +410,7 @@ impl PayloadHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallStatus {
     /// The Flight code; `Ok` for success.
-    pub code: ErrorCode,
+    pub code: FlightCode,
     /// The message (`flight-message`).
     pub message: String,
     /// Textual detail (`flight-status-detail`), when sent.
@@ -402,7 +423,7 @@ impl CallStatus {
     /// Success.
     pub fn ok() -> Self {
         CallStatus {
-            code: ErrorCode::Ok,
+            code: FlightCode::Ok,
             message: String::new(),
             detail: None,
             extra_info: Bytes::new(),
@@ -410,21 +431,21 @@ impl CallStatus {
     }
 
     /// The status that reports `error`.
-    pub fn from_error(error: &UcxError) -> Self {
+    pub fn from_error(error: &FlightError) -> Self {
         CallStatus {
-            code: error.code,
-            message: error.message.clone(),
+            code: error.code(),
+            message: error.message().to_string(),
             detail: None,
-            extra_info: error.extra_info.clone(),
+            extra_info: error.extra_info().clone(),
         }
     }
 
     /// `Ok(())` for success, otherwise the error it reports.
     pub fn into_result(self) -> Result<()> {
-        if self.code == ErrorCode::Ok {
+        if self.code == FlightCode::Ok {
             return Ok(());
         }
-        Err(UcxError::new(self.code, self.message).with_extra_info(self.extra_info))
+        Err(FlightError::new(self.code, self.message).with_extra_info(self.extra_info))
     }
 
     /// The status frame's headers, in the order Arrow C++ writes them: the four mandatory keys,
@@ -434,7 +455,7 @@ impl CallStatus {
         let mut headers = vec![
             (
                 Bytes::from_static(STATUS_KEY.as_bytes()),
-                text(&self.code.number().to_string()),
+                text(&self.code.as_u8().to_string()),
             ),
             (
                 Bytes::from_static(MESSAGE_KEY.as_bytes()),
@@ -482,7 +503,7 @@ impl CallStatus {
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok())
             .ok_or_else(|| {
-                UcxError::invalid_argument(format!(
+                FlightError::invalid_argument(format!(
                     "status frame has a malformed {STATUS_KEY} value {:?}",
                     String::from_utf8_lossy(status)
                 ))
@@ -495,7 +516,7 @@ impl CallStatus {
             .or_else(|| text(STATUS_MESSAGE_KEY))
             .unwrap_or_default();
         Ok(CallStatus {
-            code: ErrorCode::from_number(number),
+            code: FlightCode::from_number(number),
             message,
             detail: text(STATUS_DETAIL_KEY),
             extra_info: header_value(headers, STATUS_DETAIL_BIN_KEY)
@@ -529,32 +550,17 @@ impl<T> Reorder<T> {
         }
     }
 
-    /// The counter that will be handed out next.
-    pub fn next_counter(&self) -> u32 {
-        self.next
-    }
-
-    /// Number of frames held back waiting for an earlier one.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// True when nothing is held back.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Whether `counter` is acceptable now: within the window and not already present.
     pub fn check(&self, counter: u32) -> Result<()> {
         let distance = counter.wrapping_sub(self.next);
         if distance >= self.window {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "UCX frame counter {counter} is outside the receive window [{}, +{})",
                 self.next, self.window
             )));
         }
         if self.slots.contains_key(&counter) {
-            return Err(UcxError::invalid_argument(format!(
+            return Err(FlightError::invalid_argument(format!(
                 "duplicate UCX frame counter {counter}"
             )));
         }
@@ -612,8 +618,8 @@ mod tests {
         for len in 0..VECTOR.len() {
             let err = decode_headers(&Bytes::copy_from_slice(&VECTOR[..len])).unwrap_err();
             assert_eq!(
-                err.code,
-                ErrorCode::InvalidArgument,
+                err.code(),
+                FlightCode::InvalidArgument,
                 "prefix of {len} bytes"
             );
         }
@@ -627,8 +633,8 @@ mod tests {
         // count = 2^32 − 1 with nothing behind it
         let body = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]);
         assert_eq!(
-            decode_headers(&body).unwrap_err().code,
-            ErrorCode::InvalidArgument
+            decode_headers(&body).unwrap_err().code(),
+            FlightCode::InvalidArgument
         );
         // one header claiming a 4 GiB key
         let body = Bytes::from_static(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0, b'a']);
@@ -671,17 +677,22 @@ mod tests {
         }
     }
 
+    /// The receive rules applied to one active message (as the frame connection does).
+    fn from_am(header: &[u8], data: Bytes) -> Result<Frame> {
+        Frame::from_parts(FrameHeader::decode(header)?, data)
+    }
+
     #[test]
     fn frame_from_am_trusts_header_size() {
         let header = FrameHeader::new(FrameType::Headers, 7, 0).unwrap().encode();
-        let frame = Frame::from_am(&header, Bytes::from_static(EMPTY_BODY_FILLER)).unwrap();
+        let frame = from_am(&header, Bytes::from_static(EMPTY_BODY_FILLER)).unwrap();
         assert!(frame.body.is_empty());
         assert_eq!(frame.counter, 7);
 
         let header = FrameHeader::new(FrameType::Buffer, 0, 5).unwrap().encode();
-        let err = Frame::from_am(&header, Bytes::from_static(b"abcd")).unwrap_err();
-        assert_eq!(err.code, ErrorCode::InvalidArgument);
-        let frame = Frame::from_am(&header, Bytes::from_static(b"abcdef")).unwrap();
+        let err = from_am(&header, Bytes::from_static(b"abcd")).unwrap_err();
+        assert_eq!(err.code(), FlightCode::InvalidArgument);
+        let frame = from_am(&header, Bytes::from_static(b"abcdef")).unwrap();
         assert_eq!(frame.body.as_ref(), b"abcde");
     }
 
@@ -750,7 +761,7 @@ mod tests {
     #[test]
     fn status_frame_round_trip() {
         let status = CallStatus {
-            code: ErrorCode::NotFound,
+            code: FlightCode::NotFound,
             message: "no such flight".into(),
             detail: Some("detail".into()),
             extra_info: Bytes::from_static(b"\x00extra"),
@@ -774,8 +785,8 @@ mod tests {
         let decoded = CallStatus::from_headers(&headers).unwrap().unwrap();
         assert_eq!(decoded, status);
         let err = decoded.into_result().unwrap_err();
-        assert_eq!(err.code, ErrorCode::NotFound);
-        assert_eq!(err.extra_info.as_ref(), b"\x00extra");
+        assert_eq!(err.code(), FlightCode::NotFound);
+        assert_eq!(err.extra_info().as_ref(), b"\x00extra");
 
         let ok = CallStatus::ok().encode(&[]).unwrap();
         let headers = decode_headers(&ok).unwrap();
@@ -788,13 +799,21 @@ mod tests {
     }
 
     #[test]
+    fn cancelled_status_frame_carries_arrow_io_error() {
+        let status = CallStatus::from_error(&FlightError::cancelled("stop"));
+        let headers = decode_headers(&status.encode(&[]).unwrap()).unwrap();
+        assert_eq!(headers[0].1.as_ref(), b"7", "flight-status");
+        assert_eq!(headers[2].1.as_ref(), b"5", "flight-status-code");
+    }
+
+    #[test]
     fn status_frame_malformed() {
         assert!(CallStatus::from_headers(&pairs(&[(":method:", b"DoGet")])).is_none());
         let bad = pairs(&[(STATUS_KEY, b"x1")]);
         assert!(CallStatus::from_headers(&bad).unwrap().is_err());
         let unknown = pairs(&[(STATUS_KEY, b"99"), (MESSAGE_KEY, b"m")]);
         let status = CallStatus::from_headers(&unknown).unwrap().unwrap();
-        assert_eq!(status.code, ErrorCode::Unknown);
+        assert_eq!(status.code, FlightCode::Unknown);
     }
 
     #[test]
@@ -808,12 +827,12 @@ mod tests {
         assert_eq!(r.pop(), Some("b"));
         assert_eq!(r.pop(), Some("c"));
         assert_eq!(r.pop(), None);
-        assert_eq!(r.next_counter(), 3);
+        assert_eq!(r.next, 3);
         assert!(r.insert(3 + 8, "far").is_err());
         assert!(r.insert(1, "old").is_err());
         r.insert(4, "e").unwrap();
         assert!(r.insert(4, "dup").is_err());
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.slots.len(), 1);
     }
 
     #[test]
@@ -826,7 +845,7 @@ mod tests {
         assert_eq!(r.pop(), Some(1));
         assert_eq!(r.pop(), Some(2));
         assert_eq!(r.pop(), Some(3));
-        assert_eq!(r.next_counter(), 1);
-        assert!(r.is_empty());
+        assert_eq!(r.next, 1);
+        assert!(r.slots.is_empty());
     }
 }

@@ -1,60 +1,61 @@
-//! The UCX server transport.
+//! The UCX server transport: a listener handing each call to the [`CallHandler`].
 //!
 //! A listener thread (its own worker) accepts connection requests and gives each connection its
-//! own thread and worker, as Arrow C++ does. A connection serves its calls one at a time: it reads
-//! the call's Headers frame and request, hands the call to the core [`Dispatcher`] on the
-//! application's runtime, and writes what comes back, all through bounded channels. The listener
+//! own thread and worker, as Arrow C++ does. A connection serves its calls one at a time: between
+//! calls, [`idle_frame`] says what a frame means; during a call, [`ConnectionServer::serve_call`]
+//! only moves things — frames between the connection and a [`ServerCall`] (which decides what
+//! they mean and what to send), request messages to the handler and its answer back — while the
+//! handler runs on the application's runtime, reached through bounded channels. The listener
 //! thread lives until every connection thread has ended, because UCX keeps the accepted
 //! connections' connection-management sockets on the listener's worker.
 //!
-//! When the client sends `:cancel:` or goes away, the call's response stream is dropped, which the
-//! dispatcher turns into cancellation of the handler.
+//! When the client sends `:cancel:` or goes away, the handler is stopped (its response stream
+//! dropped, which the core turns into cancellation).
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use polyflight_core::proto::{Action, Criteria, FlightDescriptor, HandshakeRequest, Ticket};
-use polyflight_core::transport::Response;
 use polyflight_core::{
-    Dispatcher, FlightData, FlightError, FlightMethod, FlightStream, Headers, IncomingCall,
-    Listener, Location, PeerInfo, Result, Scheme,
+    CallHandler, FlightError, Headers, IncomingCall, Listener, Location, Message, MessageStream,
+    PeerInfo, Result, Scheme,
 };
-use prost::Message;
-use std::cell::Cell;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 
 use crate::conn::FrameConn;
-use crate::frame::{self, FrameType, HeaderPair, CANCEL_KEY, METHOD_KEY};
-use crate::ucp::{self, run_worker_thread, ConnectionRequest, Context, Endpoint, WorkerThread};
-use crate::wire::{self, PayloadAssembler, CAPABILITIES_KEY, RESPONSE_HEADERS_KEY, TIMEOUT_KEY};
-use crate::UcxOptions;
+use crate::options::UcxOptions;
+use crate::sequence::{idle_frame, CallStart, Idle, ServerCall, ServerEvent};
+use crate::thread::{run_worker_thread, WorkerThread};
+use crate::ucp::{self, ConnectionRequest, Context, Endpoint};
 
-/// Response items buffered between the dispatcher task and the connection thread.
+/// Handler output buffered between the handler task and the connection thread.
 const RESPONSE_BUFFER: usize = 4;
-/// Request items buffered between the connection thread and the handler.
+/// Request messages buffered between the connection thread and the handler.
 const REQUEST_BUFFER: usize = 4;
 /// How long closing a connection may wait for the peer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A UCX listener serving a dispatcher.
-pub struct UcxListener {
+/// A UCX listener serving a call handler.
+pub(crate) struct UcxListener {
     location: Location,
     stop: Option<watch::Sender<Option<Duration>>>,
     thread: Option<WorkerThread<()>>,
 }
 
 impl UcxListener {
-    /// Binds `addr` and starts serving `dispatcher` (whose handlers run on `runtime`).
-    pub async fn bind(
+    /// Binds `addr` and starts serving `handler` (which runs on `runtime`).
+    pub(crate) async fn bind(
         addr: SocketAddr,
         host: &str,
         context: Arc<Context>,
-        dispatcher: Dispatcher,
+        handler: Arc<dyn CallHandler>,
         options: UcxOptions,
         runtime: Handle,
     ) -> Result<UcxListener> {
@@ -69,12 +70,13 @@ impl UcxListener {
                 let listener = match ucp::Listener::bind(&worker, addr) {
                     Ok(listener) => listener,
                     Err(error) => {
-                        let _ = bound_tx.send(Err(FlightError::from(error)));
+                        // whatever UCX's reason, the address cannot be served
+                        let _ = bound_tx.send(Err(FlightError::unavailable(error.to_string())));
                         return;
                     }
                 };
                 let _ = bound_tx.send(Ok(listener.local_addr()));
-                accept_loop(listener, context, dispatcher, options, runtime, stop_rx).await;
+                accept_loop(listener, context, handler, options, runtime, stop_rx).await;
             },
         )
         .map_err(|e| FlightError::internal(format!("starting the UCX listener thread: {e}")))?;
@@ -112,7 +114,7 @@ impl Listener for UcxListener {
         }
         if let Some(mut thread) = self.thread.take() {
             thread.finished().await;
-            thread.join().map_err(FlightError::from)?;
+            thread.join()?;
         }
         Ok(())
     }
@@ -121,7 +123,7 @@ impl Listener for UcxListener {
 async fn accept_loop(
     listener: ucp::Listener,
     context: Arc<Context>,
-    dispatcher: Dispatcher,
+    handler: Arc<dyn CallHandler>,
     options: UcxOptions,
     runtime: Handle,
     mut stop: watch::Receiver<Option<Duration>>,
@@ -131,7 +133,7 @@ async fn accept_loop(
         tokio::select! {
             request = listener.accept() => {
                 connections.retain(|c| !c.is_finished());
-                match spawn_connection(request, &context, &dispatcher, &options, &runtime, stop.clone()) {
+                match spawn_connection(request, &context, &handler, &options, &runtime, stop.clone()) {
                     Ok(thread) => connections.push(thread),
                     Err(error) => tracing::warn!(%error, "cannot serve a UCX connection"),
                 }
@@ -156,7 +158,7 @@ async fn accept_loop(
 fn spawn_connection(
     request: ConnectionRequest,
     context: &Arc<Context>,
-    dispatcher: &Dispatcher,
+    handler: &Arc<dyn CallHandler>,
     options: &UcxOptions,
     runtime: &Handle,
     stop: watch::Receiver<Option<Duration>>,
@@ -165,81 +167,48 @@ fn spawn_connection(
         .remote_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".to_string());
-    let dispatcher = dispatcher.clone();
+    let handler = handler.clone();
     let runtime = runtime.clone();
     run_worker_thread(
         format!("ucx-conn-{peer}"),
         context.clone(),
         options.progress,
         move |worker| async move {
-            let conn = match Endpoint::accept(&worker, request).and_then(FrameConn::new) {
-                Ok(conn) => Rc::new(conn),
+            let accepted = Endpoint::accept(&worker, request)
+                .map_err(FlightError::from)
+                .and_then(FrameConn::new);
+            let conn = match accepted {
+                Ok(conn) => conn,
                 Err(error) => {
                     tracing::warn!(%error, "accepting a UCX connection");
                     return;
                 }
             };
             let server = ConnectionServer {
-                conn: conn.clone(),
-                dispatcher,
+                conn,
+                handler,
                 runtime,
                 peer,
             };
             server.serve(stop).await;
-            drop(server);
-            match Rc::try_unwrap(conn) {
-                Ok(conn) => conn.close(CLOSE_TIMEOUT).await,
-                Err(_) => tracing::debug!("UCX server connection still shared at close"),
-            }
+            server.conn.close(CLOSE_TIMEOUT).await;
         },
     )
 }
 
-/// What the dispatcher task sends back for a call.
+/// What the handler task sends back for a call.
 enum Outgoing {
     Headers(Headers),
-    Buffer(Bytes),
-    Data(FlightData),
+    Message(Message),
     End(Result<()>, Headers),
 }
 
+/// One accepted connection, serving its calls one at a time.
 struct ConnectionServer {
-    conn: Rc<FrameConn>,
-    dispatcher: Dispatcher,
+    conn: FrameConn,
+    handler: Arc<dyn CallHandler>,
     runtime: Handle,
     peer: String,
-}
-
-/// How a call's request arrives.
-enum RequestKind {
-    /// No request frames (ListActions).
-    Nothing,
-    /// One Buffer frame.
-    OneBuffer,
-    /// Buffer frames until an empty Headers frame (Handshake).
-    Buffers,
-    /// FlightData until an empty Headers frame (DoPut, DoExchange).
-    Payloads,
-}
-
-fn request_kind(method: FlightMethod) -> RequestKind {
-    match method {
-        FlightMethod::ListActions => RequestKind::Nothing,
-        FlightMethod::Handshake => RequestKind::Buffers,
-        FlightMethod::DoPut | FlightMethod::DoExchange => RequestKind::Payloads,
-        _ => RequestKind::OneBuffer,
-    }
-}
-
-/// What the request side of a call saw.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ClientEnd {
-    /// The client is done writing (or never writes more for this call).
-    Done,
-    /// The client sent `:cancel:`.
-    Cancelled,
-    /// The connection broke.
-    Broken,
 }
 
 impl ConnectionServer {
@@ -256,440 +225,245 @@ impl ConnectionServer {
                     return;
                 }
             };
-            match frame.frame_type {
-                FrameType::Disconnect => return,
-                FrameType::Headers => {
-                    let pairs = match frame::decode_headers(&frame.body) {
-                        Ok(pairs) => pairs,
-                        Err(error) => {
-                            tracing::debug!(%error, "malformed Headers frame; closing");
-                            return;
-                        }
-                    };
-                    let Some(method) = wire::header_text(&pairs, METHOD_KEY) else {
-                        // an end-of-writes or :cancel: that arrived after its call ended
-                        continue;
-                    };
-                    if !self.serve_call(&method, &pairs, &mut stop).await {
+            match idle_frame(&frame) {
+                Idle::Call(start) => {
+                    if !self.serve_call(start, &mut stop).await {
                         return;
                     }
                 }
-                // leftovers of a call that already ended (the client was still writing)
-                _ => continue,
+                Idle::Reject(status) => {
+                    if let Err(error) = self.conn.send(status.frame_type, status.body).await {
+                        tracing::debug!(%error, "sending a UCX status");
+                        return;
+                    }
+                }
+                Idle::Skip => {}
+                Idle::Close(None) => return,
+                Idle::Close(Some(error)) => {
+                    tracing::debug!(%error, peer = %self.peer, "malformed Headers frame; closing");
+                    return;
+                }
             }
         }
     }
 
     /// Serves one call; returns whether the connection can go on.
+    ///
+    /// Frames the [`ServerCall`] queues are started at once (in order) and at most one handler
+    /// output is taken while a send is in flight, which holds a fast handler back; the next
+    /// client frame is read only once the handler took the last request, which holds a fast
+    /// client back.
     async fn serve_call(
         &self,
-        method_name: &str,
-        pairs: &[HeaderPair],
+        start: CallStart,
         stop: &mut watch::Receiver<Option<Duration>>,
     ) -> bool {
-        let Some(method) = FlightMethod::from_name(method_name) else {
-            let error =
-                FlightError::unimplemented(format!("unknown Flight method {method_name:?}"));
-            return self.send_status(&Err(error), &Headers::new()).await;
-        };
-        let capable = wire::header_text(pairs, CAPABILITIES_KEY).is_some();
-        let call = IncomingCall {
-            method,
-            headers: wire::pairs_to_headers(pairs),
+        let mut call = ServerCall::new(&start);
+        let incoming = IncomingCall {
+            method: start.method,
+            headers: start.headers,
             peer: PeerInfo::new(Scheme::Ucx, self.peer.clone()),
-            timeout: wire::header_text(pairs, TIMEOUT_KEY).and_then(|v| wire::parse_timeout(&v)),
+            timeout: start.timeout,
         };
-        let kind = request_kind(method);
-
-        // The single request message, read before the call starts.
-        let request = match kind {
-            RequestKind::OneBuffer => match self.conn.recv().await {
-                Ok(frame) if frame.frame_type == FrameType::Buffer => Some(frame.body),
-                Ok(frame) => {
-                    let error = FlightError::invalid_argument(format!(
-                        "{method}: expected the request as a Buffer frame, got {:?}",
-                        frame.frame_type
-                    ));
-                    return self.send_status(&Err(error), &Headers::new()).await;
-                }
-                Err(_) => return false,
-            },
-            _ => None,
-        };
-
-        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(RESPONSE_BUFFER);
-        let (in_tx, in_rx) = mpsc::channel::<Result<Incoming>>(REQUEST_BUFFER);
-        let streamed_input = matches!(kind, RequestKind::Buffers | RequestKind::Payloads);
-        let input_error = InputError::default();
-        let task = self.runtime.spawn(dispatch(
-            self.dispatcher.clone(),
-            call,
-            request,
-            streamed_input.then_some(in_rx),
-            input_error.clone(),
-            out_tx,
-        ));
-
-        // Requests and cancellation are read by one task while responses are written by this one.
-        let client_end = Rc::new(Cell::new(None::<ClientEnd>));
-        let reader = tokio::task::spawn_local(read_requests(
-            self.conn.clone(),
-            kind,
-            streamed_input.then_some(in_tx),
-            input_error,
-            client_end.clone(),
-        ));
-        tokio::pin!(reader);
-        let mut reader_done = false;
-        let mut call_over = false;
-        let mut keep_connection = true;
-        while !call_over {
+        let mut link = HandlerLink::start(&self.runtime, self.handler.clone(), incoming);
+        let mut sending: FuturesUnordered<LocalBoxFuture<'static, Result<()>>> =
+            FuturesUnordered::new();
+        let mut stopping = false;
+        let mut grace: Option<Pin<Box<Sleep>>> = None;
+        loop {
+            while let Some(frame) = call.poll_transmit() {
+                sending.push(Box::pin(self.conn.send(frame.frame_type, frame.body)));
+            }
+            link.take_events(&mut call);
+            if call.is_over() && sending.is_empty() {
+                break;
+            }
             tokio::select! {
-                out = out_rx.recv() => {
+                Some(sent) = sending.next(), if !sending.is_empty() => {
+                    if let Err(error) = sent {
+                        tracing::debug!(%error, "sending a UCX frame");
+                        call.connection_failed(error);
+                    }
+                }
+                permit = reserve(link.feed.clone()), if link.pending.is_some() => match permit {
+                    Some(permit) => {
+                        if let Some(message) = link.pending.take() {
+                            permit.send(message);
+                        }
+                    }
+                    // the handler dropped its request stream: the rest is dropped
+                    None => link.stopped_reading(),
+                },
+                frame = self.conn.recv(), if call.wants_frames() && link.pending.is_none() => {
+                    match frame {
+                        Ok(frame) => call.handle_frame(frame),
+                        Err(error) => call.connection_failed(error),
+                    }
+                }
+                out = link.output.recv(), if link.output_open && call.wants_responses() && sending.is_empty() => {
                     match out {
-                        Some(Outgoing::Headers(headers)) => {
-                            if capable {
-                                let mut list = vec![(
-                                    Bytes::from_static(RESPONSE_HEADERS_KEY.as_bytes()),
-                                    Bytes::new(),
-                                )];
-                                list.extend(wire::headers_to_pairs(&headers));
-                                if self.conn.send_headers(&list).await.is_err() {
-                                    keep_connection = false;
-                                    call_over = true;
-                                }
-                            }
-                        }
-                        Some(Outgoing::Buffer(bytes)) => {
-                            if self.conn.send(FrameType::Buffer, vec![bytes]).await.is_err() {
-                                keep_connection = false;
-                                call_over = true;
-                            }
-                        }
-                        Some(Outgoing::Data(data)) => {
-                            if wire::send_flight_data(&self.conn, &data).await.is_err() {
-                                keep_connection = false;
-                                call_over = true;
-                            }
-                        }
+                        Some(Outgoing::Headers(headers)) => call.send_headers(headers),
+                        Some(Outgoing::Message(message)) => call.send_message(message),
                         Some(Outgoing::End(result, trailers)) => {
-                            keep_connection = self.send_status(&result, &trailers).await;
-                            call_over = true;
+                            link.output_open = false;
+                            call.send_status(result, trailers);
                         }
                         None => {
-                            let error = FlightError::internal("the call ended without a status");
-                            keep_connection = self.send_status(&Err(error), &Headers::new()).await;
-                            call_over = true;
+                            link.output_open = false;
+                            call.handler_gone();
                         }
                     }
                 }
-                finished = &mut reader, if !reader_done => {
-                    reader_done = true;
-                    match finished.ok().flatten().or(client_end.get()) {
-                        Some(ClientEnd::Cancelled) => {
-                            // stop the handler, answer CANCELLED
-                            drop(out_rx);
-                            task.abort();
-                            let error = FlightError::cancelled("the client cancelled the call");
-                            keep_connection = self.send_status(&Err(error), &Headers::new()).await;
-                            return keep_connection;
-                        }
-                        Some(ClientEnd::Broken) => {
-                            drop(out_rx);
-                            task.abort();
-                            return false;
-                        }
-                        Some(ClientEnd::Done) | None => {}
-                    }
-                }
-                _ = stop.changed() => {
-                    let grace = stop.borrow().unwrap_or(Duration::ZERO);
-                    if !grace.is_zero() {
+                changed = stop.changed(), if !stopping => {
+                    stopping = true;
+                    let limit = match changed {
+                        Ok(()) => stop.borrow().unwrap_or(Duration::ZERO),
+                        Err(_) => Duration::ZERO,
+                    };
+                    if limit.is_zero() {
+                        call.shutdown();
+                    } else {
                         // let the call finish within the grace period
-                        if tokio::time::timeout(grace, async {
-                            while let Some(out) = out_rx.recv().await {
-                                if let Outgoing::End(result, trailers) = out {
-                                    return self.send_status(&result, &trailers).await;
-                                }
-                                let sent = match out {
-                                    Outgoing::Buffer(bytes) => self.conn.send(FrameType::Buffer, vec![bytes]).await.map_err(FlightError::from),
-                                    Outgoing::Data(data) => wire::send_flight_data(&self.conn, &data).await,
-                                    _ => Ok(()),
-                                };
-                                if sent.is_err() {
-                                    return false;
-                                }
-                            }
-                            false
-                        }).await.is_ok() {
-                            return false;
-                        }
-                    }
-                    drop(out_rx);
-                    task.abort();
-                    let error = FlightError::unavailable("the server is shutting down");
-                    let _ = self.send_status(&Err(error), &Headers::new()).await;
-                    return false;
-                }
-            }
-        }
-        if !keep_connection {
-            return false;
-        }
-        if reader_done {
-            return true;
-        }
-        if !streamed_input {
-            // the client writes nothing more in this call; a late `:cancel:` is skipped by `serve`
-            reader.abort();
-            return true;
-        }
-        // After the status the client may still be writing: drain until it ends its writes
-        // (empty Headers or :cancel:) so the next call starts clean.
-        !matches!(reader.await.ok().flatten(), Some(ClientEnd::Broken))
-    }
-
-    async fn send_status(&self, result: &Result<()>, trailers: &Headers) -> bool {
-        match wire::status_frame(result, trailers) {
-            Ok(body) => self.conn.send(FrameType::Headers, vec![body]).await.is_ok(),
-            Err(error) => {
-                tracing::warn!(%error, "cannot encode a UCX status frame");
-                false
-            }
-        }
-    }
-}
-
-/// A request item for the handler.
-enum Incoming {
-    Buffer(Bytes),
-    Data(FlightData),
-}
-
-/// Reads the client's frames during a call: streamed requests (forwarded to the handler until the
-/// client's empty Headers frame), `:cancel:`, and for calls without streamed input, nothing but a
-/// possible `:cancel:`. After the handler's input closed, further data is read and discarded.
-async fn read_requests(
-    conn: Rc<FrameConn>,
-    kind: RequestKind,
-    mut input: Option<mpsc::Sender<Result<Incoming>>>,
-    input_error: InputError,
-    end: Rc<Cell<Option<ClientEnd>>>,
-) -> Option<ClientEnd> {
-    let mut assembler = PayloadAssembler::default();
-    let outcome = loop {
-        let frame = match conn.recv().await {
-            Ok(frame) => frame,
-            Err(_) => break ClientEnd::Broken,
-        };
-        let item = match frame.frame_type {
-            FrameType::Headers => match frame::decode_headers(&frame.body) {
-                Ok(pairs) if pairs.is_empty() => break ClientEnd::Done,
-                Ok(pairs) if frame::header_value(&pairs, CANCEL_KEY).is_some() => {
-                    break ClientEnd::Cancelled
-                }
-                Ok(_) | Err(_) => break ClientEnd::Broken,
-            },
-            FrameType::Disconnect => break ClientEnd::Broken,
-            FrameType::Buffer => match kind {
-                RequestKind::Buffers => Ok(Incoming::Buffer(frame.body)),
-                _ => Err(FlightError::invalid_argument(
-                    "unexpected Buffer frame in the call",
-                )),
-            },
-            FrameType::PayloadHeader | FrameType::PayloadBody => match kind {
-                RequestKind::Payloads => match assembler.push(frame) {
-                    Ok(Some(data)) => Ok(Incoming::Data(data)),
-                    Ok(None) => continue,
-                    Err(error) => Err(error),
-                },
-                _ => Err(FlightError::invalid_argument(
-                    "unexpected FlightData in the call",
-                )),
-            },
-        };
-        let failed = item.is_err();
-        if let Some(tx) = &input {
-            if tx.send(item).await.is_err() {
-                // the handler stopped reading; discard the rest
-                input = None;
-            }
-        }
-        if failed {
-            // the handler sees the error; stop forwarding but keep reading to the end of writes
-            input = None;
-        }
-    };
-    // A request stream that ends because of :cancel: or a broken connection must not look like a
-    // clean end to the handler: the error is set before the channel closes.
-    let error = match outcome {
-        ClientEnd::Done => None,
-        ClientEnd::Cancelled => Some(FlightError::cancelled("the client cancelled the call")),
-        ClientEnd::Broken => Some(FlightError::unavailable("the client's connection broke")),
-    };
-    if let (Some(error), Ok(mut slot)) = (error, input_error.lock()) {
-        *slot = Some(error);
-    }
-    drop(input);
-    end.set(Some(outcome));
-    Some(outcome)
-}
-
-/// Set when the request stream ends abnormally; the handler's stream yields it at its end.
-type InputError = Arc<std::sync::Mutex<Option<FlightError>>>;
-
-/// The handler's view of the streamed requests: a stream over the channel the reader fills, ending
-/// with the reader's error if the client cancelled or went away.
-fn input_stream(
-    input: Option<mpsc::Receiver<Result<Incoming>>>,
-    error: InputError,
-) -> FlightStream<Incoming> {
-    match input {
-        Some(rx) => futures::stream::unfold(Some(rx), move |rx| {
-            let error = error.clone();
-            async move {
-                let mut rx = rx?;
-                match rx.recv().await {
-                    Some(item) => Some((item, Some(rx))),
-                    None => {
-                        let failed = error.lock().ok().and_then(|mut slot| slot.take());
-                        failed.map(|e| (Err(e), None))
+                        grace = Some(Box::pin(tokio::time::sleep(limit)));
                     }
                 }
+                () = expire(&mut grace), if grace.is_some() => {
+                    grace = None;
+                    call.shutdown();
+                }
+                else => {
+                    // nothing left to wait for, yet the call is not over: end it and the connection
+                    call.connection_failed(FlightError::internal("the UCX call stalled"));
+                }
             }
-        })
-        .boxed(),
-        None => futures::stream::empty().boxed(),
+        }
+        link.close();
+        !stopping && call.reusable()
     }
 }
 
-/// Runs a call through the dispatcher on the application's runtime and streams the response.
-async fn dispatch(
-    dispatcher: Dispatcher,
+/// The connection thread's end of one running handler: the feed of its request stream and its
+/// output. The handler itself runs on the application's runtime.
+struct HandlerLink {
+    task: JoinHandle<()>,
+    /// The handler's request stream; `None` once the requests ended or it stopped reading.
+    feed: Option<mpsc::Sender<Message>>,
+    /// The error its request stream ends with, set before the feed closes.
+    request_error: RequestError,
+    /// A request waiting for room in the handler's request stream.
+    pending: Option<Message>,
+    output: mpsc::Receiver<Outgoing>,
+    /// The handler's output is still read (no outcome yet, not stopped).
+    output_open: bool,
+}
+
+impl HandlerLink {
+    fn start(runtime: &Handle, handler: Arc<dyn CallHandler>, call: IncomingCall) -> Self {
+        let (request_tx, request_rx) = mpsc::channel::<Message>(REQUEST_BUFFER);
+        let request_error = RequestError::default();
+        let (out_tx, output) = mpsc::channel::<Outgoing>(RESPONSE_BUFFER);
+        let requests = request_stream(request_rx, request_error.clone());
+        let task = runtime.spawn(run_handler(handler, call, requests, out_tx));
+        HandlerLink {
+            task,
+            feed: Some(request_tx),
+            request_error,
+            pending: None,
+            output,
+            output_open: true,
+        }
+    }
+
+    /// Acts on the call's events, up to the first request that has to wait for the handler.
+    fn take_events(&mut self, call: &mut ServerCall) {
+        while self.pending.is_none() {
+            match call.poll_event() {
+                Some(ServerEvent::Request(message)) if self.feed.is_some() => {
+                    self.pending = Some(message)
+                }
+                // the handler stopped reading its requests: dropped
+                Some(ServerEvent::Request(_)) => {}
+                Some(ServerEvent::RequestsEnd(error)) => {
+                    // set before the channel closes, so the stream ends with the error
+                    if let (Some(error), Ok(mut slot)) = (error, self.request_error.lock()) {
+                        *slot = Some(error);
+                    }
+                    self.feed = None;
+                }
+                Some(ServerEvent::StopHandler) => {
+                    self.task.abort();
+                    self.output.close();
+                    self.output_open = false;
+                    self.feed = None;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The handler dropped its request stream: later requests are dropped.
+    fn stopped_reading(&mut self) {
+        self.pending = None;
+        self.feed = None;
+    }
+
+    /// The call is over: the handler is done or stopped; its channels close.
+    fn close(mut self) {
+        self.feed = None;
+        self.output.close();
+    }
+}
+
+/// The permit to hand the handler its next request; `None` once it dropped its request stream
+/// (or there is no stream to feed). Owned, so the feed can change while the permit is held.
+async fn reserve(feed: Option<mpsc::Sender<Message>>) -> Option<mpsc::OwnedPermit<Message>> {
+    match feed {
+        Some(tx) => tx.reserve_owned().await.ok(),
+        None => None,
+    }
+}
+
+/// Resolves when the grace period (if any) is over.
+async fn expire(grace: &mut Option<Pin<Box<Sleep>>>) {
+    match grace {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Set when the request stream ends with an error; the handler's stream yields it at its end.
+type RequestError = Arc<Mutex<Option<FlightError>>>;
+
+/// The handler's view of the call's requests: the messages the connection thread hands over,
+/// ending with the error it set (if any) once the channel closes, never with a silent end when
+/// the client cancelled or went away.
+fn request_stream(rx: mpsc::Receiver<Message>, error: RequestError) -> MessageStream {
+    futures::stream::unfold(Some(rx), move |rx| {
+        let error = error.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(message) => Some((Ok(message), Some(rx))),
+                None => {
+                    let failed = error.lock().ok().and_then(|mut slot| slot.take());
+                    failed.map(|e| (Err(e), None))
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Runs one call through the handler on the application's runtime and sends its answer back:
+/// the response headers, every response message, then the outcome with the trailers. When the
+/// connection side goes away the response stream is dropped here, which cancels the handler.
+async fn run_handler(
+    handler: Arc<dyn CallHandler>,
     call: IncomingCall,
-    request: Option<Bytes>,
-    input: Option<mpsc::Receiver<Result<Incoming>>>,
-    input_error: InputError,
+    requests: MessageStream,
     out: mpsc::Sender<Outgoing>,
 ) {
-    let method = call.method;
-    let request = request.unwrap_or_default();
-    let input = input_stream(input, input_error);
-    macro_rules! decode {
-        ($ty:ty, $what:expr) => {
-            match wire::decode_message::<$ty>(request.clone(), $what) {
-                Ok(message) => message,
-                Err(error) => {
-                    let _ = out.send(Outgoing::End(Err(error), Headers::new())).await;
-                    return;
-                }
-            }
-        };
-    }
-    let data_input = |input: FlightStream<Incoming>| -> FlightStream<FlightData> {
-        input
-            .map(|item| match item? {
-                Incoming::Data(data) => Ok(data),
-                Incoming::Buffer(_) => {
-                    Err(FlightError::invalid_argument("unexpected Buffer frame"))
-                }
-            })
-            .boxed()
-    };
-    match method {
-        FlightMethod::Handshake => {
-            let requests = input
-                .map(|item| match item? {
-                    Incoming::Buffer(bytes) => {
-                        wire::decode_message::<HandshakeRequest>(bytes, "HandshakeRequest")
-                    }
-                    Incoming::Data(_) => {
-                        Err(FlightError::invalid_argument("unexpected FlightData"))
-                    }
-                })
-                .boxed();
-            forward_messages(dispatcher.handshake(call, requests).await, &out).await;
-        }
-        FlightMethod::ListFlights => {
-            let criteria = decode!(Criteria, "Criteria");
-            forward_messages(dispatcher.list_flights(call, criteria).await, &out).await;
-        }
-        FlightMethod::GetFlightInfo => {
-            let descriptor = decode!(FlightDescriptor, "FlightDescriptor");
-            forward_unary(dispatcher.get_flight_info(call, descriptor).await, &out).await;
-        }
-        FlightMethod::PollFlightInfo => {
-            let descriptor = decode!(FlightDescriptor, "FlightDescriptor");
-            forward_unary(dispatcher.poll_flight_info(call, descriptor).await, &out).await;
-        }
-        FlightMethod::GetSchema => {
-            let descriptor = decode!(FlightDescriptor, "FlightDescriptor");
-            forward_unary(dispatcher.get_schema(call, descriptor).await, &out).await;
-        }
-        FlightMethod::DoGet => {
-            let ticket = decode!(Ticket, "Ticket");
-            forward(dispatcher.do_get(call, ticket).await, &out, Outgoing::Data).await;
-        }
-        FlightMethod::DoPut => {
-            let response = dispatcher.do_put(call, data_input(input)).await;
-            // put results travel as Buffer frames of the raw app_metadata (C++ compatible)
-            forward(response, &out, |result| {
-                Outgoing::Buffer(result.app_metadata)
-            })
-            .await;
-        }
-        FlightMethod::DoExchange => {
-            let response = dispatcher.do_exchange(call, data_input(input)).await;
-            forward(response, &out, Outgoing::Data).await;
-        }
-        FlightMethod::DoAction => {
-            let action = decode!(Action, "Action");
-            forward_messages(dispatcher.do_action(call, action).await, &out).await;
-        }
-        FlightMethod::ListActions => {
-            forward_messages(dispatcher.list_actions(call).await, &out).await;
-        }
-    }
-}
-
-async fn forward_unary<T: Message>(response: Result<Response<T>>, out: &mpsc::Sender<Outgoing>) {
-    let response = match response {
-        Ok(response) => response,
-        Err(error) => {
-            let _ = out.send(Outgoing::End(Err(error), Headers::new())).await;
-            return;
-        }
-    };
-    if out.send(Outgoing::Headers(response.headers)).await.is_err() {
-        return;
-    }
-    let body = Bytes::from(response.body.encode_to_vec());
-    if out.send(Outgoing::Buffer(body)).await.is_err() {
-        return;
-    }
-    let _ = out
-        .send(Outgoing::End(Ok(()), response.trailers.get()))
-        .await;
-}
-
-async fn forward_messages<T: Message + 'static>(
-    response: Result<Response<FlightStream<T>>>,
-    out: &mpsc::Sender<Outgoing>,
-) {
-    forward(response, out, |message| {
-        Outgoing::Buffer(Bytes::from(message.encode_to_vec()))
-    })
-    .await;
-}
-
-/// Sends the response headers, every item (converted by `item`), then the end with trailers. When
-/// the connection side goes away the stream is dropped here, which cancels the handler.
-async fn forward<T>(
-    response: Result<Response<FlightStream<T>>>,
-    out: &mpsc::Sender<Outgoing>,
-    item: impl Fn(T) -> Outgoing,
-) {
-    let response = match response {
+    let response = match handler.call(call, requests).await {
         Ok(response) => response,
         Err(error) => {
             let _ = out.send(Outgoing::End(Err(error), Headers::new())).await;
@@ -705,24 +479,17 @@ async fn forward<T>(
             next = body.next() => next,
             _ = out.closed() => return,
         };
-        match next {
+        let end = match next {
             Some(Ok(message)) => {
-                if out.send(item(message)).await.is_err() {
+                if out.send(Outgoing::Message(message)).await.is_err() {
                     return;
                 }
+                continue;
             }
-            Some(Err(error)) => {
-                let _ = out
-                    .send(Outgoing::End(Err(error), response.trailers.get()))
-                    .await;
-                return;
-            }
-            None => {
-                let _ = out
-                    .send(Outgoing::End(Ok(()), response.trailers.get()))
-                    .await;
-                return;
-            }
-        }
+            Some(Err(error)) => Err(error),
+            None => Ok(()),
+        };
+        let _ = out.send(Outgoing::End(end, response.trailers.get())).await;
+        return;
     }
 }

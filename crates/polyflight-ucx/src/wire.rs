@@ -1,23 +1,22 @@
-//! Flight messages ⇄ UCX frames: what the client and the server both need.
+//! Flight messages ⇄ UCX frames, as pure functions: what the client and the server both need.
 //!
 //! - `FlightData` goes out as a PayloadHeader frame (descriptor, app_metadata, IPC header) and,
 //!   when the IPC message type has a body (RecordBatch, DictionaryBatch), a PayloadBody frame sent
-//!   scatter-gather straight from the body's segments. The receiver decides whether a body follows
-//!   by parsing the IPC header, never by peeking at the next frame ([`PayloadAssembler`]).
-//! - Protobuf messages go out as Buffer frames.
+//!   scatter-gather straight from the body's segments ([`flight_data_frames`]). The receiver
+//!   decides whether a body follows by parsing the IPC header, never by peeking at the next frame
+//!   ([`PayloadAssembler`]).
+//! - Protobuf messages travel as Buffer frames, untouched.
 //! - Call headers travel in the first Headers frame after `:method:`; a few keys starting with `:`
 //!   are ours (extensions, see `docs/ucx.md`) and never reach the application.
-//! - Errors map between [`UcxError`] and the core's `FlightError` by Flight code number.
+//! - A call's outcome is a status Headers frame ([`status_frame`], [`status_from_headers`]).
 
 use bytes::Bytes;
 use polyflight_core::proto::FlightDescriptor;
-use polyflight_core::{DataBody, FlightCode, FlightData, FlightError, Headers};
+use polyflight_core::{DataBody, FlightData, FlightError, Headers};
 use prost::Message;
 use std::time::Duration;
 
-use crate::conn::FrameConn;
-use crate::error::{ErrorCode, UcxError};
-use crate::frame::{self, Frame, FrameType, HeaderPair, PayloadHeader};
+use crate::frame::{self, Frame, FrameType, HeaderPair, OutFrame, PayloadHeader};
 
 /// Extension: a server → client Headers frame whose first key is this carries the response
 /// headers, sent before any response message. Sent only to clients that announced
@@ -29,35 +28,14 @@ pub const CAPABILITIES_KEY: &str = ":polyflight:";
 /// Extension: call header carrying the client's timeout in whole milliseconds (decimal).
 pub const TIMEOUT_KEY: &str = ":timeout-ms:";
 
-impl From<UcxError> for FlightError {
-    fn from(error: UcxError) -> Self {
-        FlightError::new(flight_code(error.code), error.message).with_extra_info(error.extra_info)
-    }
-}
-
-/// The core's code for a wire code.
-pub fn flight_code(code: ErrorCode) -> FlightCode {
-    FlightCode::from_number(i64::from(code.number()))
-}
-
-/// The wire code for a core code.
-pub fn ucx_code(code: FlightCode) -> ErrorCode {
-    ErrorCode::from_number(i64::from(code.as_u8()))
-}
-
 /// The status frame body reporting `result`, with `trailers` after the status keys.
 pub fn status_frame(
     result: &Result<(), FlightError>,
     trailers: &Headers,
-) -> Result<Bytes, UcxError> {
+) -> Result<Bytes, FlightError> {
     let status = match result {
         Ok(()) => frame::CallStatus::ok(),
-        Err(error) => frame::CallStatus {
-            code: ucx_code(error.code()),
-            message: error.message().to_string(),
-            detail: None,
-            extra_info: error.extra_info().clone(),
-        },
+        Err(error) => frame::CallStatus::from_error(error),
     };
     status.encode(&headers_to_pairs(trailers))
 }
@@ -65,11 +43,7 @@ pub fn status_frame(
 /// The call's outcome and trailers from a decoded status frame: every key that is neither a status
 /// key nor one of ours is a trailer.
 pub fn status_from_headers(headers: &[HeaderPair]) -> Option<(Result<(), FlightError>, Headers)> {
-    let status = frame::CallStatus::from_headers(headers)?;
-    let result = match status {
-        Ok(status) => status.into_result().map_err(FlightError::from),
-        Err(error) => Err(FlightError::from(error)),
-    };
+    let result = frame::CallStatus::from_headers(headers)?.and_then(frame::CallStatus::into_result);
     let status_keys = [
         frame::STATUS_KEY,
         frame::MESSAGE_KEY,
@@ -137,9 +111,9 @@ pub fn ipc_has_body(ipc_message: &[u8]) -> bool {
     }
 }
 
-/// Sends one FlightData: PayloadHeader frame, then the PayloadBody frame if the IPC type has one.
-/// Both frames are numbered before the first await, so concurrent senders cannot interleave.
-pub async fn send_flight_data(conn: &FrameConn, data: &FlightData) -> Result<(), FlightError> {
+/// The frames of one FlightData: a PayloadHeader frame, then a PayloadBody frame (the body's
+/// segments, for a scatter-gather send) if the IPC message type has a body.
+pub fn flight_data_frames(data: &FlightData) -> Result<Vec<OutFrame>, FlightError> {
     let header = PayloadHeader {
         descriptor: data
             .flight_descriptor
@@ -149,29 +123,14 @@ pub async fn send_flight_data(conn: &FrameConn, data: &FlightData) -> Result<(),
         ipc_message: (!data.data_header.is_empty()).then(|| data.data_header.clone()),
     }
     .encode()?;
-    let header_sent = conn.send(FrameType::PayloadHeader, vec![header]);
-    let body_sent = ipc_has_body(&data.data_header)
-        .then(|| conn.send(FrameType::PayloadBody, data.data_body.segments().to_vec()));
-    header_sent.await?;
-    if let Some(body_sent) = body_sent {
-        body_sent.await?;
+    let mut frames = vec![OutFrame::new(FrameType::PayloadHeader, vec![header])];
+    if ipc_has_body(&data.data_header) {
+        frames.push(OutFrame::new(
+            FrameType::PayloadBody,
+            data.data_body.segments().to_vec(),
+        ));
     }
-    Ok(())
-}
-
-/// Sends one protobuf message as a Buffer frame.
-pub async fn send_message(conn: &FrameConn, message: &impl Message) -> Result<(), FlightError> {
-    conn.send(
-        FrameType::Buffer,
-        vec![Bytes::from(message.encode_to_vec())],
-    )
-    .await
-    .map_err(FlightError::from)
-}
-
-/// Decodes a protobuf message from a Buffer frame body.
-pub fn decode_message<T: Message + Default>(body: Bytes, what: &str) -> Result<T, FlightError> {
-    T::decode(body).map_err(|e| FlightError::invalid_argument(format!("malformed {what}: {e}")))
+    Ok(frames)
 }
 
 /// Rebuilds FlightData from PayloadHeader (+ PayloadBody) frames.
@@ -217,10 +176,9 @@ impl PayloadAssembler {
 
     fn assemble(header: PayloadHeader, body: Bytes) -> Result<FlightData, FlightError> {
         let flight_descriptor = match header.descriptor {
-            Some(bytes) => Some(decode_message::<FlightDescriptor>(
-                bytes,
-                "FlightDescriptor",
-            )?),
+            Some(bytes) => Some(FlightDescriptor::decode(bytes).map_err(|e| {
+                FlightError::invalid_argument(format!("malformed FlightDescriptor: {e}"))
+            })?),
             None => None,
         };
         Ok(FlightData {
@@ -236,6 +194,7 @@ impl PayloadAssembler {
 mod tests {
     use super::*;
     use crate::frame::FrameHeader;
+    use polyflight_core::FlightCode;
 
     fn frame(frame_type: FrameType, body: Bytes) -> Frame {
         let header = FrameHeader::new(frame_type, 0, body.len()).unwrap();

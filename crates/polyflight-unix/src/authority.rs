@@ -411,11 +411,6 @@ impl<T> AuthorityFix<T> {
             eof: false,
         }
     }
-
-    /// The wrapped connection.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for AuthorityFix<T> {

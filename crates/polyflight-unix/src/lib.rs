@@ -17,14 +17,17 @@
 //!
 //! The client connects with `:authority` `localhost`, which every gRPC server accepts.
 
-pub mod authority;
+mod authority;
+// The HPACK codec of the `:authority` rewriter. Not part of the API: public only so the crate's
+// raw-wire tests can speak HTTP/2 frame by frame, as gRPC C++ does.
+#[doc(hidden)]
 pub mod hpack;
-pub mod socket;
+mod socket;
 
 use async_trait::async_trait;
 use polyflight_core::transport::LoopbackEndpoint;
 use polyflight_core::{
-    ClientTransport, ConnectOptions, Dispatcher, FlightError, ListenOptions, Listener, Location,
+    CallHandler, ClientTransport, ConnectOptions, FlightError, ListenOptions, Listener, Location,
     PeerCredentials, PeerInfo, Result, Scheme, TransportFactory,
 };
 use polyflight_grpc::{serve, Acceptor, BoxedIo, Connector, GrpcListener, GrpcSettings};
@@ -207,13 +210,13 @@ impl TransportFactory for UnixTransport {
         options: &ConnectOptions,
     ) -> Result<Arc<dyn ClientTransport>> {
         let connector = Arc::new(UnixConnector::new(location, options)?);
-        polyflight_grpc::client::connect_transport(location, connector, options).await
+        polyflight_grpc::connect_transport(location, connector, options).await
     }
 
     async fn listen(
         &self,
         location: &Location,
-        dispatcher: Dispatcher,
+        handler: Arc<dyn CallHandler>,
         options: &ListenOptions,
     ) -> Result<Box<dyn Listener>> {
         let path = location.unix_path().ok_or_else(|| {
@@ -236,7 +239,7 @@ impl TransportFactory for UnixTransport {
                 .max(64 * 1024),
         };
         let location = Location::for_unix_path(path)?;
-        let grpc = serve(acceptor, location.clone(), dispatcher, settings);
+        let grpc = serve(acceptor, location.clone(), handler, settings);
         Ok(Box::new(UnixListener {
             location,
             grpc,

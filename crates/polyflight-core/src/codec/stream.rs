@@ -4,8 +4,10 @@
 //! both sides; the synchronous [`FlightDataEncoder`] and [`FlightDataDecoder`] do the work.
 
 use super::{DecodedPayload, EncodeOptions, FlightDataDecoder, FlightDataEncoder};
+use crate::call::{Response, Trailers};
 use crate::data::FlightData;
 use crate::error::{FlightError, Result};
+use crate::headers::Headers;
 use crate::proto::FlightDescriptor;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -238,6 +240,8 @@ pub struct FlightRecordBatchStream {
     inner: BoxStream<'static, Result<FlightData>>,
     decoder: FlightDataDecoder,
     done: bool,
+    headers: Headers,
+    trailers: Trailers,
 }
 
 impl std::fmt::Debug for FlightRecordBatchStream {
@@ -256,7 +260,28 @@ impl FlightRecordBatchStream {
             inner,
             decoder: FlightDataDecoder::new(),
             done: false,
+            headers: Headers::new(),
+            trailers: Trailers::default(),
         }
+    }
+
+    /// Decodes a call's response, keeping its response headers and trailers.
+    pub fn from_response(response: Response<BoxStream<'static, Result<FlightData>>>) -> Self {
+        let mut stream = FlightRecordBatchStream::new(response.body);
+        stream.headers = response.headers;
+        stream.trailers = response.trailers;
+        stream
+    }
+
+    /// The response headers of the call this stream reads (empty for a stream made with
+    /// [`FlightRecordBatchStream::new`]).
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The call's trailers received so far: all of them once the stream has ended.
+    pub fn trailers(&self) -> Headers {
+        self.trailers.get()
     }
 
     /// The stream's schema, once its Schema message has arrived.

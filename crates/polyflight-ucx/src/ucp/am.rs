@@ -28,10 +28,13 @@ use ucx1_sys::{
     ucp_am_recv_attr_t, ucp_am_recv_param_t, ucs_status_t,
 };
 
-use super::buffer::AlignedBuf;
+use polyflight_core::AlignedBuf;
+
 use super::request::{submit, Callback};
-use super::{Status, Worker};
-use crate::error::{Result, UcxError};
+use super::status::{Status, UcsError};
+use super::worker::{CallbackState, Worker};
+
+type Result<T, E = UcsError> = std::result::Result<T, E>;
 
 /// Rendezvous descriptors kept (callback returned `UCS_INPROGRESS`) and not yet fetched or released,
 /// over the whole process.
@@ -39,6 +42,7 @@ static HELD_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many UCX receive descriptors this process holds right now: a diagnostic for leak tests
 /// (after a connection is done it must be 0). "Data" descriptors are never held (see above).
+#[cfg(test)]
 pub fn held_descriptors() -> usize {
     HELD_DESCRIPTORS.load(Ordering::Relaxed)
 }
@@ -51,7 +55,7 @@ fn descriptor_done() {
 enum RawData {
     Bytes(Bytes),
     Rndv { desc: *mut c_void, length: usize },
-    Failed(UcxError),
+    Failed(UcsError),
 }
 
 struct RawMessage {
@@ -88,6 +92,12 @@ impl AmInbox {
     }
 }
 
+impl CallbackState for AmInbox {
+    fn release(&self, worker: &Worker) {
+        self.release_all(worker);
+    }
+}
+
 /// A received active message.
 pub struct AmMessage {
     /// The AM header bytes (copied; headers are small).
@@ -112,19 +122,6 @@ impl AmData {
             AmData::Rndv(rndv) => rndv.len(),
         }
     }
-
-    /// True when there is no data.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The data, fetching it first if it is rendezvous data.
-    pub async fn into_bytes(self) -> Result<Bytes> {
-        match self {
-            AmData::Ready(bytes) => Ok(bytes),
-            AmData::Rndv(rndv) => rndv.receive().await,
-        }
-    }
 }
 
 /// A rendezvous descriptor: the data is still on the sender's side.
@@ -144,15 +141,10 @@ impl RndvData {
         self.length
     }
 
-    /// True when the message has no data.
-    pub fn is_empty(&self) -> bool {
-        self.length == 0
-    }
-
     /// Fetches the data into a new 64-byte aligned buffer of exactly [`RndvData::len`] bytes.
     pub async fn receive(mut self) -> Result<Bytes> {
         let length = self.length;
-        let mut buffer = AlignedBuf::with_capacity(length)?;
+        let mut buffer = AlignedBuf::with_capacity(length).map_err(UcsError::no_memory)?;
         let target = buffer.as_mut_ptr() as *mut c_void;
         let worker = self.worker.clone();
         let desc = self.desc;
@@ -181,12 +173,17 @@ impl RndvData {
         worker.poke();
         let (status, received, buffer) = operation.await;
         status.check("receiving rendezvous data")?;
-        let mut buffer = buffer
-            .ok_or_else(|| UcxError::internal("rendezvous buffer missing after completion"))?;
+        let mut buffer = buffer.ok_or_else(|| {
+            UcsError::new(
+                "rendezvous buffer missing after completion",
+                Status::NO_MEMORY,
+            )
+        })?;
         if received != length {
-            return Err(UcxError::internal(format!(
-                "rendezvous receive delivered {received} of {length} bytes"
-            )));
+            return Err(UcsError::new(
+                format!("rendezvous receive delivered {received} of {length} bytes"),
+                Status::MESSAGE_TRUNCATED,
+            ));
         }
         // SAFETY: UCX wrote `received` bytes, which fit the capacity (checked equal to length).
         unsafe { buffer.set_filled(received) };
@@ -231,8 +228,8 @@ impl AmStream {
         param.cb = Some(am_callback);
         param.arg = Rc::as_ptr(&inbox) as *mut c_void;
         // the worker keeps the inbox alive for as long as the handler may be called
-        worker.keep_inbox(inbox.clone());
-        // SAFETY: valid worker and parameters; arg outlives the worker (see keep_inbox).
+        worker.keep(inbox.clone());
+        // SAFETY: valid worker and parameters; arg outlives the worker (see Worker::keep).
         let status =
             unsafe { (worker.api().ucp_worker_set_am_recv_handler)(worker.handle(), &param) };
         Status::from(status).check("ucp_worker_set_am_recv_handler")?;
@@ -243,7 +240,7 @@ impl AmStream {
     }
 
     /// The next message, waiting for one. Never ends by itself; combine it with the endpoint's
-    /// failure ([`super::Endpoint::failed`]) to stop waiting on a dead connection.
+    /// failure ([`super::endpoint::Endpoint::failed`]) to stop waiting on a dead connection.
     pub async fn recv(&self) -> AmMessage {
         poll_fn(|cx| match self.try_recv() {
             Some(message) => Poll::Ready(message),
@@ -346,7 +343,7 @@ unsafe extern "C" fn am_callback(
         let bytes = unsafe { callback_slice(data, length) };
         let data = match AlignedBuf::copy_from(bytes) {
             Ok(buffer) => RawData::Bytes(buffer.into_bytes()),
-            Err(error) => RawData::Failed(error),
+            Err(error) => RawData::Failed(UcsError::no_memory(error)),
         };
         inbox.push(RawMessage { header, data });
         ucs_status_t::UCS_OK

@@ -5,9 +5,10 @@ use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use ucx1_sys::{ucp_config_t, ucp_context_h, ucp_feature, ucp_params_field, ucp_params_t};
 
+use super::status::{Status, UcsError};
 use super::sys::{self, Api};
-use super::Status;
-use crate::error::{Result, UcxError};
+
+type Result<T, E = UcsError> = std::result::Result<T, E>;
 
 /// A UCP context with the active message and wakeup features.
 ///
@@ -37,7 +38,8 @@ impl Context {
         Status::from(status).check("ucp_config_read")?;
         apply_defaults(api, config);
 
-        let name = CString::new("polyflight").map_err(|e| UcxError::internal(e.to_string()))?;
+        let name = CString::new("polyflight")
+            .map_err(|e| UcsError::new(e.to_string(), Status::INVALID_PARAM))?;
         // SAFETY: ucp_params_t is a plain C struct of integers, pointers and nullable function
         // pointers; all-zero is a valid value, and only fields named in field_mask are read.
         let mut params: ucp_params_t = unsafe { std::mem::zeroed() };
@@ -64,7 +66,10 @@ impl Context {
         unsafe { (api.ucp_config_release)(config) };
         Status::from(status).check("ucp_init")?;
         if handle.is_null() {
-            return Err(UcxError::internal("ucp_init returned no context"));
+            return Err(UcsError::new(
+                "ucp_init returned no context",
+                Status::NO_RESOURCE,
+            ));
         }
         tracing::debug!(library = %api.path.display(), "UCX context created");
         Ok(Arc::new(Context {

@@ -23,8 +23,11 @@ use ucx1_sys::{
 
 use super::listener::ConnectionRequest;
 use super::request::{submit, Callback, OpFuture};
-use super::{Status, Worker};
-use crate::error::{Result, UcxError};
+use super::sockaddr::RawSockAddr;
+use super::status::{Status, UcsError};
+use super::worker::Worker;
+
+type Result<T, E = UcsError> = std::result::Result<T, E>;
 
 /// How long dropping an open endpoint progresses the worker to let a forced close finish.
 const DROP_CLOSE_BUDGET: Duration = Duration::from_millis(500);
@@ -52,81 +55,6 @@ pub struct Endpoint {
     /// The reference given to UCX as the error callback's argument; reclaimed once closed.
     error_arg: Cell<*const EpState>,
     peer: Option<SocketAddr>,
-}
-
-/// Owned C socket address for the duration of a UCX call.
-pub(crate) enum RawSockAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-}
-
-impl RawSockAddr {
-    pub(crate) fn new(addr: SocketAddr) -> RawSockAddr {
-        match addr {
-            SocketAddr::V4(v4) => {
-                // SAFETY: sockaddr_in is plain old data; all-zero is valid.
-                let mut raw: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-                raw.sin_family = libc::AF_INET as libc::sa_family_t;
-                raw.sin_port = v4.port().to_be();
-                raw.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
-                RawSockAddr::V4(raw)
-            }
-            SocketAddr::V6(v6) => {
-                // SAFETY: sockaddr_in6 is plain old data; all-zero is valid.
-                let mut raw: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-                raw.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                raw.sin6_port = v6.port().to_be();
-                raw.sin6_addr.s6_addr = v6.ip().octets();
-                raw.sin6_flowinfo = v6.flowinfo();
-                raw.sin6_scope_id = v6.scope_id();
-                RawSockAddr::V6(raw)
-            }
-        }
-    }
-
-    pub(crate) fn as_ucs(&self) -> ucx1_sys::ucs_sock_addr_t {
-        let (addr, len) = match self {
-            RawSockAddr::V4(raw) => (
-                raw as *const libc::sockaddr_in as *const ucx1_sys::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>(),
-            ),
-            RawSockAddr::V6(raw) => (
-                raw as *const libc::sockaddr_in6 as *const ucx1_sys::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in6>(),
-            ),
-        };
-        ucx1_sys::ucs_sock_addr_t {
-            addr,
-            addrlen: len as ucx1_sys::socklen_t,
-        }
-    }
-}
-
-/// Reads a socket address that UCX filled in.
-pub(crate) fn socket_addr_from_storage(storage: &ucx1_sys::sockaddr_storage) -> Option<SocketAddr> {
-    let family = c_int_from(storage.ss_family);
-    if family == libc::AF_INET {
-        // SAFETY: the family says the storage holds a sockaddr_in; storage is large and aligned enough.
-        let raw = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
-        let ip = std::net::Ipv4Addr::from(raw.sin_addr.s_addr.to_ne_bytes());
-        Some(SocketAddr::from((ip, u16::from_be(raw.sin_port))))
-    } else if family == libc::AF_INET6 {
-        // SAFETY: as above, for sockaddr_in6.
-        let raw = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
-        let ip = std::net::Ipv6Addr::from(raw.sin6_addr.s6_addr);
-        Some(SocketAddr::V6(std::net::SocketAddrV6::new(
-            ip,
-            u16::from_be(raw.sin6_port),
-            raw.sin6_flowinfo,
-            raw.sin6_scope_id,
-        )))
-    } else {
-        None
-    }
-}
-
-fn c_int_from(family: ucx1_sys::sa_family_t) -> libc::c_int {
-    libc::c_int::from(family)
 }
 
 unsafe extern "C" fn error_callback(arg: *mut c_void, _ep: ucp_ep_h, status: ucs_status_t) {
@@ -196,7 +124,7 @@ impl Endpoint {
         if !status.is_ok() || handle.is_null() {
             // SAFETY: no endpoint exists, so UCX holds no copy of error_arg.
             drop(unsafe { Rc::from_raw(error_arg) });
-            return Err(UcxError::from_status("ucp_ep_create", status));
+            return Err(UcsError::new("ucp_ep_create", status));
         }
         worker.poke();
         Ok(Endpoint {
@@ -219,18 +147,21 @@ impl Endpoint {
     }
 
     /// The error the endpoint failed with, if it has.
-    pub fn error(&self) -> Option<UcxError> {
+    pub fn error(&self) -> Option<UcsError> {
         if self.handle.get().is_null() {
-            return Some(UcxError::unavailable("UCX endpoint is closed"));
+            return Some(UcsError::new(
+                "UCX endpoint is closed",
+                Status::NOT_CONNECTED,
+            ));
         }
         self.state
             .error
             .get()
-            .map(|status| UcxError::unavailable(format!("UCX connection lost: {status}")))
+            .map(|status| UcsError::new("UCX connection lost", status))
     }
 
     /// Resolves when the endpoint fails (the peer went away or the connection broke).
-    pub async fn failed(&self) -> UcxError {
+    pub async fn failed(&self) -> UcsError {
         loop {
             // created before the check, so a failure between the two is not missed
             let notified = self.state.failed.notified();
@@ -285,8 +216,9 @@ impl Endpoint {
         let segments: Vec<Bytes> = segments.into_iter().filter(|s| !s.is_empty()).collect();
         let total: usize = segments.iter().map(Bytes::len).sum();
         if total == 0 {
-            return Err(UcxError::internal(
+            return Err(UcsError::new(
                 "UCX active message data must not be empty",
+                Status::INVALID_PARAM,
             ));
         }
         let iov: Vec<ucp_dt_iov> = if segments.len() > 1 {

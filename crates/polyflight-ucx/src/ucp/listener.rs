@@ -18,9 +18,12 @@ use ucx1_sys::{
     ucp_listener_params_t,
 };
 
-use super::endpoint::{socket_addr_from_storage, RawSockAddr};
-use super::{sys, Status, Worker};
-use crate::error::{Result, UcxError};
+use super::sockaddr::{socket_addr_from_storage, RawSockAddr};
+use super::status::{Status, UcsError};
+use super::sys;
+use super::worker::Worker;
+
+type Result<T, E = UcsError> = std::result::Result<T, E>;
 
 /// An incoming connection, to be accepted with [`super::Endpoint::accept`] on any worker of the
 /// same context, or rejected with [`Listener::reject`].
@@ -124,9 +127,7 @@ impl Listener {
         if !status.is_ok() || handle.is_null() {
             // SAFETY: no listener exists, so nothing refers to `pending`.
             drop(unsafe { Box::from_raw(pending) });
-            return Err(UcxError::unavailable(format!(
-                "listening on {addr}: {status}"
-            )));
+            return Err(UcsError::new(format!("listening on {addr}"), status));
         }
         let mut listener = Listener {
             worker: worker.clone(),
@@ -147,7 +148,10 @@ impl Listener {
         let status = unsafe { (self.worker.api().ucp_listener_query)(self.handle, &mut attr) };
         Status::from(status).check("ucp_listener_query")?;
         socket_addr_from_storage(&attr.sockaddr).ok_or_else(|| {
-            UcxError::internal("ucp_listener_query returned an unknown address family")
+            UcsError::new(
+                "ucp_listener_query returned an unknown address family",
+                Status::INVALID_ADDR,
+            )
         })
     }
 

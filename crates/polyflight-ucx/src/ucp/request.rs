@@ -20,8 +20,8 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use ucx1_sys::{size_t, ucp_request_param_t, ucs_status_ptr_t, ucs_status_t};
 
+use super::status::{Status, Submitted};
 use super::sys;
-use super::{Status, Submitted};
 
 /// The shared state of one in-flight operation.
 pub(crate) struct Op<T> {
@@ -73,7 +73,7 @@ pub(crate) enum Callback {
 /// the call needs, stores the payload in the operation's state, then `call`s UCX with both.
 ///
 /// Pointers that `prepare` takes must point to heap memory the payload owns (the bytes of a
-/// `Bytes`, a `Vec`'s buffer, an [`super::AlignedBuf`]), not into the payload value itself, which
+/// `Bytes`, a `Vec`'s buffer, an [`polyflight_core::AlignedBuf`]), not into the payload value itself, which
 /// moves into the shared state; that memory then stays put and unchanged until completion.
 /// `full_length` is reported as the received length if UCX completes at once.
 pub(crate) fn submit<T: 'static, A>(

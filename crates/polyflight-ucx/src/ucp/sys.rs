@@ -22,7 +22,7 @@ use ucx1_sys::{
     ucs_status_ptr_t, ucs_status_t,
 };
 
-use crate::error::{ErrorCode, UcxError};
+use super::status::{Status, UcsError};
 
 /// Environment variable naming a directory that holds `libucp.so.0`, tried before anything else.
 pub const LIB_DIR_ENV: &str = "POLYFLIGHT_UCX_LIB_DIR";
@@ -98,10 +98,13 @@ ucx_api! {
 static API: OnceLock<Result<Api, String>> = OnceLock::new();
 
 /// The loaded UCX API, loading it on first use.
-pub(crate) fn api() -> Result<&'static Api, UcxError> {
+///
+/// A library that cannot be loaded is `UCS_ERR_NO_DEVICE`: UCX has nothing to reach peers with
+/// here, which the edge reports as UNAVAILABLE, as for any unreachable peer.
+pub(crate) fn api() -> Result<&'static Api, UcsError> {
     API.get_or_init(load)
         .as_ref()
-        .map_err(|message| UcxError::new(ErrorCode::Unavailable, message.clone()))
+        .map_err(|message| UcsError::new(message.clone(), Status::NO_DEVICE))
 }
 
 /// Where `libucp.so.0` is looked for, in order:

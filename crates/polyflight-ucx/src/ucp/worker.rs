@@ -1,31 +1,32 @@
 //! The UCP worker: single-threaded, owned by one thread, driven by a progress task.
 //!
-//! A worker is `!Send` and shared as `Rc<Worker>` on its thread. [`run_worker_thread`] gives a
-//! closure its own thread with a current-thread tokio runtime and a `LocalSet`, a fresh worker,
-//! and a progress task that runs until the closure returns. Progress is either busy-polling
+//! A worker is `!Send` and shared as `Rc<Worker>` on its thread (`crate::thread` gives each
+//! worker its thread and runtime). [`Worker::drive`] is its progress task: either busy-polling
 //! (lowest latency, burns a core) or event-driven: the worker's wakeup fd, registered with
 //! tokio's `AsyncFd`, is armed with `ucp_worker_arm` whenever there is nothing left to progress.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
-use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::Notify;
 use ucx1_sys::{ucp_worker_h, ucp_worker_params_field, ucp_worker_params_t, ucs_thread_mode_t};
 
-use super::am::AmInbox;
+use super::context::Context;
+use super::status::{Status, UcsError};
 use super::sys::Api;
-use super::{Context, Status};
-use crate::error::{Result, UcxError};
 
-/// How a worker's progress task waits for work.
+type Result<T, E = UcsError> = std::result::Result<T, E>;
+
+/// How a UCX worker thread waits for work: the choice between latency and CPU use.
+///
+/// Set it per client or listener with [`crate::UcxOptions::progress`]; the default comes from
+/// the `POLYFLIGHT_UCX_PROGRESS` environment variable ([`ProgressMode::from_env`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgressMode {
     /// Wait on the worker's wakeup fd between bursts of progress (default: gentle on CPUs).
@@ -61,8 +62,17 @@ pub struct Worker {
     /// Wakes the event-mode progress task after a local submission.
     poke: Notify,
     stopped: Cell<bool>,
-    /// AM handler arguments point into these; they live exactly as long as the worker.
-    inboxes: RefCell<Vec<Rc<AmInbox>>>,
+    /// UCX callback arguments point into these; they live exactly as long as the worker.
+    callback_state: RefCell<Vec<Rc<dyn CallbackState>>>,
+}
+
+/// State that a UCX callback registered on a worker points into (an active message handler's
+/// inbox): the worker keeps it alive as long as it exists, and lets it give back what UCX still
+/// holds for it just before the worker is destroyed.
+pub(crate) trait CallbackState {
+    /// Gives back to UCX what it still holds (e.g. rendezvous descriptors), while the worker
+    /// still exists.
+    fn release(&self, worker: &Worker);
 }
 
 impl Worker {
@@ -82,7 +92,10 @@ impl Worker {
         };
         Status::from(status).check("ucp_worker_create")?;
         if handle.is_null() {
-            return Err(UcxError::internal("ucp_worker_create returned no worker"));
+            return Err(UcsError::new(
+                "ucp_worker_create returned no worker",
+                Status::NO_RESOURCE,
+            ));
         }
         Ok(Rc::new(Worker {
             api,
@@ -90,7 +103,7 @@ impl Worker {
             context: context.clone(),
             poke: Notify::new(),
             stopped: Cell::new(false),
-            inboxes: RefCell::new(Vec::new()),
+            callback_state: RefCell::new(Vec::new()),
         }))
     }
 
@@ -100,11 +113,6 @@ impl Worker {
 
     pub(crate) fn handle(&self) -> ucp_worker_h {
         self.handle
-    }
-
-    /// The context this worker belongs to.
-    pub fn context(&self) -> &Arc<Context> {
-        &self.context
     }
 
     /// One call to `ucp_worker_progress`; returns how many events it processed.
@@ -126,8 +134,9 @@ impl Worker {
         self.poke.notify_one();
     }
 
-    pub(crate) fn keep_inbox(&self, inbox: Rc<AmInbox>) {
-        self.inboxes.borrow_mut().push(inbox);
+    /// Keeps `state` alive for as long as the worker (see [`CallbackState`]).
+    pub(crate) fn keep(&self, state: Rc<dyn CallbackState>) {
+        self.callback_state.borrow_mut().push(state);
     }
 
     /// Progresses the worker until [`Worker::stop`] is called.
@@ -160,7 +169,12 @@ impl Worker {
         // SAFETY: the wakeup fd stays open while the worker exists, and the worker outlives this
         // AsyncFd (a local of this method, which runs on an Rc of the worker).
         let fd = unsafe { AsyncFd::register_with_interest(WakeupFd(efd), Interest::READABLE) }
-            .map_err(|e| UcxError::internal(format!("registering the UCX wakeup fd: {e}")))?;
+            .map_err(|e| {
+                UcsError::new(
+                    format!("registering the UCX wakeup fd: {e}"),
+                    Status::IO_ERROR,
+                )
+            })?;
         while !self.stopped.get() {
             let mut burst = 0;
             while self.progress() != 0 {
@@ -185,7 +199,7 @@ impl Worker {
             tokio::select! {
                 ready = fd.readable() => match ready {
                     Ok(mut guard) => guard.clear_ready(),
-                    Err(e) => return Err(UcxError::internal(format!("waiting on the UCX wakeup fd: {e}"))),
+                    Err(e) => return Err(UcsError::new(format!("waiting on the UCX wakeup fd: {e}"), Status::IO_ERROR)),
                 },
                 _ = self.poke.notified() => {}
                 _ = tokio::time::sleep(EVENT_SAFETY_NET) => {}
@@ -197,8 +211,8 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        for inbox in self.inboxes.borrow().iter() {
-            inbox.release_all(self);
+        for state in self.callback_state.borrow().iter() {
+            state.release(self);
         }
         let _guard = self.context.lifecycle_lock();
         // SAFETY: the last reference is gone: no endpoint, listener or descriptor uses the worker.
@@ -213,89 +227,4 @@ impl AsRawFd for WakeupFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
     }
-}
-
-/// A thread that owns a worker, started by [`run_worker_thread`].
-pub struct WorkerThread<R> {
-    handle: JoinHandle<Result<R>>,
-    /// Closed when the thread is done, after its worker was destroyed.
-    done: tokio::sync::oneshot::Receiver<()>,
-}
-
-impl<R> WorkerThread<R> {
-    /// Waits (blocking) for the thread and returns `f`'s output.
-    pub fn join(self) -> Result<R> {
-        self.handle
-            .join()
-            .unwrap_or_else(|_| Err(UcxError::internal("UCX worker thread panicked")))
-    }
-
-    /// Resolves once the thread has finished (its worker destroyed), without blocking; then
-    /// [`WorkerThread::join`] returns at once.
-    pub async fn finished(&mut self) {
-        let _ = (&mut self.done).await;
-    }
-
-    /// True once the thread has finished.
-    pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
-    }
-}
-
-/// Runs `f` on a new thread that owns a fresh worker of `context`.
-///
-/// The thread has a current-thread tokio runtime and a `LocalSet` (so `f` may `spawn_local`), and
-/// a progress task for the worker. When `f`'s future completes the progress task stops, the
-/// remaining local tasks are dropped (endpoints close), then the worker is destroyed and the
-/// thread ends with `f`'s output.
-///
-/// A worker that listens must outlive the endpoints accepted from its connection requests, even
-/// on other workers: UCX keeps their connection-management socket on the listener's worker. So a
-/// listener thread waits for its connection threads ([`WorkerThread::finished`]) before it returns.
-pub fn run_worker_thread<F, Fut, R>(
-    name: impl Into<String>,
-    context: Arc<Context>,
-    mode: ProgressMode,
-    f: F,
-) -> std::io::Result<WorkerThread<R>>
-where
-    F: FnOnce(Rc<Worker>) -> Fut + Send + 'static,
-    Fut: Future<Output = R> + 'static,
-    R: Send + 'static,
-{
-    let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            let output = run_worker(context, mode, f);
-            drop(done_tx);
-            output
-        })?;
-    Ok(WorkerThread { handle, done })
-}
-
-fn run_worker<F, Fut, R>(context: Arc<Context>, mode: ProgressMode, f: F) -> Result<R>
-where
-    F: FnOnce(Rc<Worker>) -> Fut,
-    Fut: Future<Output = R>,
-{
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| UcxError::internal(format!("building the worker runtime: {e}")))?;
-    let local = tokio::task::LocalSet::new();
-    let output = local.block_on(&runtime, async move {
-        let worker = Worker::new(&context)?;
-        let driver = tokio::task::spawn_local(worker.clone().drive(mode));
-        let output = f(worker.clone()).await;
-        worker.stop();
-        if let Err(e) = driver.await {
-            tracing::error!(error = %e, "UCX progress task failed");
-        }
-        Ok(output)
-    });
-    // tasks still on the set hold endpoints and the worker; drop them inside the runtime
-    let _enter = runtime.enter();
-    drop(local);
-    output
 }

@@ -1,15 +1,16 @@
-//! 64-byte aligned receive buffers, exposed as `bytes::Bytes`.
+//! 64-byte aligned receive buffers, exposed as `bytes::Bytes`, for every transport.
 //!
 //! Arrow wants buffers aligned to 64 bytes (8 at the very least) to build arrays directly over
-//! received memory; a plain `Vec<u8>` gives no such promise. Every received body therefore lands in
-//! an [`AlignedBuf`]: rendezvous data is written there by UCX, eager data is copied there. The buffer
-//! becomes a `Bytes` through `Bytes::from_owner`, so slicing and sharing it never copies.
+//! received memory; a plain `Vec<u8>` gives no such promise. A received body that a transport must
+//! gather (gRPC: a body spread over several HTTP/2 frames; UCX: eager data, or a rendezvous
+//! receive that UCX writes) lands in an [`AlignedBuf`], which becomes a `Bytes` through
+//! `Bytes::from_owner`, so slicing and sharing it never copies.
 
 use bytes::Bytes;
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
-use crate::error::{Result, UcxError};
+use crate::error::{FlightError, Result};
 
 /// Alignment of every received body.
 pub const BUFFER_ALIGNMENT: usize = 64;
@@ -36,14 +37,14 @@ impl AlignedBuf {
             .max(1)
             .checked_next_multiple_of(BUFFER_ALIGNMENT)
             .ok_or_else(|| {
-                UcxError::internal(format!("buffer of {capacity} bytes is too large"))
+                FlightError::internal(format!("buffer of {capacity} bytes is too large"))
             })?;
         let layout = Layout::from_size_align(size, BUFFER_ALIGNMENT)
-            .map_err(|e| UcxError::internal(format!("buffer of {capacity} bytes: {e}")))?;
+            .map_err(|e| FlightError::internal(format!("buffer of {capacity} bytes: {e}")))?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc(layout) };
         let ptr = NonNull::new(ptr).ok_or_else(|| {
-            UcxError::internal(format!("out of memory allocating {capacity} bytes"))
+            FlightError::internal(format!("out of memory allocating {capacity} bytes"))
         })?;
         Ok(AlignedBuf {
             ptr,
@@ -60,6 +61,32 @@ impl AlignedBuf {
             std::ptr::copy_nonoverlapping(data.as_ptr(), buf.ptr.as_ptr(), data.len());
             buf.set_filled(data.len());
         }
+        Ok(buf)
+    }
+
+    /// A buffer holding the next `len` bytes of `source`, which must have that many; no byte is
+    /// written twice (the buffer is not zeroed first).
+    pub fn copy_from_buf(source: &mut impl bytes::Buf, len: usize) -> Result<Self> {
+        if source.remaining() < len {
+            return Err(FlightError::internal(format!(
+                "copying {len} bytes from a buffer holding {}",
+                source.remaining()
+            )));
+        }
+        let mut buf = Self::with_capacity(len)?;
+        let mut written = 0;
+        while written < len {
+            let chunk = source.chunk();
+            let n = chunk.len().min(len - written);
+            // SAFETY: written + n <= len <= capacity, and `chunk` cannot overlap our allocation.
+            unsafe {
+                std::ptr::copy_nonoverlapping(chunk.as_ptr(), buf.ptr.as_ptr().add(written), n);
+            }
+            written += n;
+            source.advance(n);
+        }
+        // SAFETY: the loop wrote every byte of 0..len.
+        unsafe { buf.set_filled(len) };
         Ok(buf)
     }
 
@@ -110,6 +137,18 @@ pub fn aligned_bytes(data: &[u8]) -> Result<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gathered_copies_are_aligned_and_exact() {
+        let mut source = bytes::Buf::chain(&b"hello "[..], &b"world!"[..]);
+        let bytes = AlignedBuf::copy_from_buf(&mut source, 11)
+            .unwrap()
+            .into_bytes();
+        assert_eq!(bytes.as_ref(), b"hello world");
+        assert_eq!(bytes.as_ptr() as usize % BUFFER_ALIGNMENT, 0);
+        assert_eq!(bytes::Buf::remaining(&source), 1);
+        assert!(AlignedBuf::copy_from_buf(&mut source, 2).is_err());
+    }
 
     #[test]
     fn aligned_copies() {

@@ -1,4 +1,4 @@
-//! End-to-end frames over real UCX between threads of one process: a listener thread, a server
+//! Frames over real UCX between threads of one process: a listener thread, a server
 //! connection thread (its own worker, accepting the listener's connection request) and a client
 //! thread. Bodies of 1 B, 64 KiB and 8 MiB (rendezvous) are echoed and checked byte for byte and
 //! for 64-byte alignment; a long stream of mixed sizes checks that no receive descriptor leaks.
@@ -7,16 +7,16 @@
 //! `UCX_TLS=posix,sysv,cma,self`.
 
 use bytes::Bytes;
-use polyflight_ucx::conn::FrameConn;
-use polyflight_ucx::frame::FrameType;
-use polyflight_ucx::ucp::{
-    held_descriptors, run_worker_thread, ConnectionRequest, Context, Endpoint, Listener,
-    ProgressMode, WorkerThread, BUFFER_ALIGNMENT,
-};
+use polyflight_core::{FlightCode, BUFFER_ALIGNMENT};
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::FrameConn;
+use crate::frame::{FrameType, OutFrame};
+use crate::thread::{run_worker_thread, WorkerThread};
+use crate::ucp::{held_descriptors, ConnectionRequest, Context, Endpoint, Listener, ProgressMode};
 
 /// Serialises the tests: the descriptor count is process-wide.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -39,6 +39,15 @@ fn body(len: usize, seed: u8, pieces: usize) -> Vec<Bytes> {
             data.slice(i * step..end)
         })
         .collect()
+}
+
+/// Sends a Headers frame.
+fn send_headers(
+    conn: &FrameConn,
+    headers: &[(&str, &str)],
+) -> impl std::future::Future<Output = polyflight_core::Result<()>> + 'static {
+    let frame = OutFrame::headers(headers).unwrap();
+    conn.send(frame.frame_type, frame.body)
 }
 
 fn concat(segments: &[Bytes]) -> Vec<u8> {
@@ -262,16 +271,12 @@ fn peer_going_away_fails_the_receiver() {
     .unwrap();
     let addr = addr_rx.recv_timeout(TEST_TIMEOUT).unwrap();
     run_client(context, mode, addr, |conn| async move {
-        conn.send_headers(&[(":method:", "DoGet")]).await.unwrap();
+        send_headers(&conn, &[(":method:", "DoGet")]).await.unwrap();
         let result = tokio::time::timeout(Duration::from_secs(30), conn.recv())
             .await
             .expect("receiver hung on a closed connection");
         let error = result.expect_err("a frame arrived from a closed connection");
-        assert_eq!(
-            error.code,
-            polyflight_ucx::ErrorCode::Unavailable,
-            "{error}"
-        );
+        assert_eq!(error.code(), FlightCode::Unavailable, "{error}");
         // sends fail too, at once or on completion
         let sent = tokio::time::timeout(
             Duration::from_secs(30),
@@ -297,7 +302,7 @@ fn connecting_to_nothing_fails() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     run_client(context, ProgressMode::Event, addr, |conn| async move {
         // the send starts at once; its completion (an error) is not what this test waits for
-        drop(conn.send_headers(&[(":method:", "DoGet")]));
+        drop(send_headers(&conn, &[(":method:", "DoGet")]));
         let result = tokio::time::timeout(Duration::from_secs(30), conn.recv())
             .await
             .expect("receiver hung on a refused connection");

@@ -1,0 +1,38 @@
+//! The settings of the UCX transport.
+
+use crate::ucp::ProgressMode;
+
+/// Settings of the UCX transport for one client or listener.
+///
+/// Pass them in `ConnectOptions::extensions` or `ListenOptions::extensions`; without them the
+/// defaults apply. UCX's own settings come from the `UCX_*` environment variables (read once,
+/// when the process first uses UCX).
+///
+/// ```
+/// use polyflight_core::ConnectOptions;
+/// use polyflight_ucx::{ProgressMode, UcxOptions};
+///
+/// let mut options = ConnectOptions::default();
+/// options.extensions.insert(UcxOptions {
+///     progress: ProgressMode::Busy,
+///     ..UcxOptions::default()
+/// });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UcxOptions {
+    /// How worker threads wait for work (default: from `POLYFLIGHT_UCX_PROGRESS`, else event).
+    pub progress: ProgressMode,
+    /// Idle client connections kept for later calls (Arrow C++ keeps 3). A client opens one
+    /// connection per concurrent call; calls beyond this many idle connections close theirs when
+    /// they end.
+    pub max_idle_connections: usize,
+}
+
+impl Default for UcxOptions {
+    fn default() -> Self {
+        UcxOptions {
+            progress: ProgressMode::from_env(),
+            max_idle_connections: 3,
+        }
+    }
+}
