@@ -773,6 +773,38 @@ pub mod cases {
         );
         put(&client, "mw-data", vec![int64_batch(3, 1)]).await;
         assert_eq!(get(&client, "mw-data").await.len(), 1);
+        // The record-batch streams of DoGet, DoPut and DoExchange keep the response headers and,
+        // once read to the end, the trailers.
+        let mut batches = client
+            .do_get(Ticket::new(Bytes::from_static(b"mw-data")))
+            .await
+            .unwrap();
+        let x_mw = |h: &polyflight::Headers| -> Vec<Bytes> { h.get_all("x-mw").cloned().collect() };
+        let x_status =
+            |h: &polyflight::Headers| -> Vec<Bytes> { h.get_all("x-mw-status").cloned().collect() };
+        assert_eq!(x_mw(batches.headers()), [&b"first"[..], b"second"]);
+        while batches.try_next().await.unwrap().is_some() {}
+        assert_eq!(x_status(&batches.trailers()), [&b"second"[..], b"first"]);
+        let mut results = client
+            .do_put(
+                FlightDescriptor::new_path(["mw-put"]),
+                futures::stream::iter([Ok(int64_batch(2, 1))]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(x_mw(results.headers()), [&b"first"[..], b"second"]);
+        while results.try_next().await.unwrap().is_some() {}
+        assert_eq!(x_status(&results.trailers()), [&b"second"[..], b"first"]);
+        let mut exchanged = client
+            .do_exchange(
+                FlightDescriptor::new_path(["echo"]),
+                futures::stream::iter([Ok(int64_batch(2, 1))]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(x_mw(exchanged.headers()), [&b"first"[..], b"second"]);
+        while exchanged.try_next().await.unwrap().is_some() {}
+        assert_eq!(x_status(&exchanged.trailers()), [&b"second"[..], b"first"]);
         let events = client_events.lock().unwrap().clone();
         assert!(
             events.contains(&"headers DoAction x-mw=first,second".to_string()),
