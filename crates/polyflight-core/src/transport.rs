@@ -227,7 +227,15 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default [`ListenOptions::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// Default message-size limit: 2 GiB − 1. Flight peers send one message per record batch, so a
+/// Default limit of a message a server accepts: 256 MiB. Flight peers send one message per
+/// record batch (pyarrow and Arrow C++ do not split batches), so tonic's 4 MiB would refuse
+/// ordinary uploads; batches of a few hundred thousand rows, which is what Arrow's readers and
+/// writers produce, stay far below 256 MiB. A server buffers a message whole before its call
+/// sees it, so the limit is also what one stream can make it hold; raise it (and the transport's
+/// request budgets) for larger batches.
+pub const DEFAULT_MAX_REQUEST_MESSAGE_SIZE: usize = 256 << 20;
+
+/// Default message-size limit of clients, and of what servers send: 2 GiB − 1. Flight peers send one message per record batch, so a
 /// small limit (tonic's is 4 MiB) breaks stock peers; the codec still never allocates more than
 /// the bytes actually received.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
@@ -246,7 +254,7 @@ impl Default for ConnectOptions {
 impl Default for ListenOptions {
     fn default() -> Self {
         ListenOptions {
-            max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_decoding_message_size: DEFAULT_MAX_REQUEST_MESSAGE_SIZE,
             max_encoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),

@@ -10,7 +10,9 @@
 //! [`client::Connector`]), so TLS and Unix sockets reuse them whole.
 
 mod body;
+mod budget;
 mod client;
+mod log;
 mod server;
 pub mod tls;
 mod wire;
@@ -64,6 +66,15 @@ pub struct GrpcSettings {
     pub keepalive_timeout: Duration,
     /// When the listener runs with `ListenOptions` (`for_server`), their connection limits.
     pub connections: ConnectionLimits,
+    /// Bytes of unfinished request messages one connection may hold (server). A request stream
+    /// that would go over stops reading (HTTP/2 flow control then holds its client back) until
+    /// room frees up. A message must fit: the effective message limit is at most this.
+    pub connection_request_budget: usize,
+    /// The same for all the connections of one listener together.
+    pub listener_request_budget: usize,
+    /// How long a request stream waits for room in those budgets before its call is refused
+    /// with UNAVAILABLE.
+    pub request_budget_wait: Duration,
 }
 
 /// The connection limits of a gRPC listener (from `ListenOptions`).
@@ -102,6 +113,9 @@ impl Default for GrpcSettings {
             keepalive_interval: Some(Duration::from_secs(60)),
             keepalive_timeout: Duration::from_secs(20),
             connections: ConnectionLimits::default(),
+            connection_request_budget: 256 << 20,
+            listener_request_budget: 1 << 30,
+            request_budget_wait: Duration::from_secs(30),
         }
     }
 }

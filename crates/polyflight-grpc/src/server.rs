@@ -4,6 +4,7 @@
 //! gRPC and Arrow C++ peers expect them.
 
 use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
+use crate::budget::{Pool, StreamBudget};
 use crate::wire;
 use crate::{GrpcSettings, SERVICE_PATH};
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use polyflight_core::{
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::{JoinHandle, JoinSet};
@@ -64,6 +65,7 @@ pub fn serve(
         let mut connections = JoinSet::new();
         let closing = CancellationToken::new();
         let limits = settings.connections;
+        let listener_budget = Pool::new(settings.listener_request_budget);
         let grace = loop {
             tokio::select! {
                 grace = &mut stopped => break grace.unwrap_or(Duration::ZERO),
@@ -79,6 +81,7 @@ pub fn serve(
                             peer,
                             handler.clone(),
                             settings.clone(),
+                            listener_budget.clone(),
                             closing.clone(),
                         ));
                     }
@@ -108,16 +111,12 @@ pub fn serve(
     }
 }
 
-/// Logs a connection refused at the cap, at most once a second.
+/// Logs a connection refused at the cap (rate-limited).
 fn refused_connection(peer: &PeerInfo, open: usize) {
-    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    let now = Instant::now();
-    if let Ok(mut last) = LAST.lock() {
-        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-            *last = Some(now);
-            tracing::warn!(peer = ?peer, open, "connection limit reached: refusing connections");
-        }
-    }
+    crate::log::limit_reached(
+        "max_connections",
+        format_args!("connection limit reached ({open} open): refusing {peer:?}"),
+    );
 }
 
 /// What a connection's watchdog knows: bytes read so far (for the handshake timeout) and the
@@ -144,9 +143,11 @@ async fn serve_connection(
     peer: PeerInfo,
     handler: Arc<dyn CallHandler>,
     settings: Arc<GrpcSettings>,
+    listener_budget: Pool,
     closing: CancellationToken,
 ) {
     let activity = Arc::new(Activity::default());
+    let connection_budget = Pool::new(settings.connection_request_budget);
     let io = Watched {
         io,
         activity: activity.clone(),
@@ -160,8 +161,13 @@ async fn serve_connection(
             let settings = settings.clone();
             let peer = peer.clone();
             let call = CallInProgress::start(activity.clone());
+            let budget = StreamBudget::new(
+                connection_budget.clone(),
+                listener_budget.clone(),
+                settings.request_budget_wait,
+            );
             async move {
-                let response = handle(req, handler, peer, &settings).await;
+                let response = handle(req, handler, peer, &settings, budget).await;
                 Ok::<_, Infallible>(response.map(|body| Tracked { body, _call: call }))
             }
         }
@@ -411,10 +417,19 @@ async fn handle(
     handler: Arc<dyn CallHandler>,
     peer: PeerInfo,
     settings: &GrpcSettings,
+    budget: StreamBudget,
 ) -> Response<EncodeBody> {
     if !is_grpc_content_type(req.headers()) {
         // The gRPC spec: a request whose content-type does not begin with application/grpc is
         // answered 415, so an HTTP client never takes a gRPC error (status 200) for success.
+        crate::log::refused_input(
+            "content-type",
+            &peer,
+            format_args!(
+                "not a gRPC request (content-type {:?}): answered 415",
+                req.headers().get(http::header::CONTENT_TYPE)
+            ),
+        );
         let mut response = trailers_only(FlightError::invalid_argument(
             "not a gRPC request: content-type must be application/grpc",
         ));
@@ -422,6 +437,11 @@ async fn handle(
         return response;
     }
     let Some(method) = flight_method(req.uri().path()) else {
+        crate::log::refused_input(
+            "method",
+            &peer,
+            format_args!("unknown gRPC method {}", req.uri().path()),
+        );
         return trailers_only(FlightError::unimplemented(format!(
             "unknown gRPC method {}",
             req.uri().path()
@@ -445,6 +465,21 @@ async fn handle(
         Direction::Request,
         settings.max_decoding_message_size,
     )
+    .with_budget(budget, settings.max_decoding_message_size)
+    .inspect({
+        let peer = call.peer.clone();
+        move |item| {
+            if let Err(err) = item {
+                if err.code() != polyflight_core::FlightCode::Cancelled {
+                    crate::log::refused_input(
+                        "request",
+                        &peer,
+                        format_args!("{method}: request refused: {err}"),
+                    );
+                }
+            }
+        }
+    })
     .boxed();
     match handler.call(call, requests).await {
         Ok(response) => {
