@@ -1,7 +1,7 @@
 //! Shared test support: the test service, data generators, and the per-transport environment
 //! (server + client) that every conformance case runs in.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 pub mod data;
 pub mod env;

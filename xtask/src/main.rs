@@ -6,9 +6,11 @@
 //! - `cargo xtask test`     everything CI runs: format, lint, codegen check, the whole test suite
 //! - `cargo xtask ci`       the same as `test`
 //! - `cargo xtask bench`    the transport benchmark, quick preset (extra args go to `polyflight bench`)
+//! - `cargo xtask fuzz`     the fuzz targets of the network-facing parsers (`--seconds N`, target names)
 
 mod codegen;
 mod deps;
+mod fuzz;
 mod venv;
 
 use anyhow::{bail, Context, Result};
@@ -26,11 +28,14 @@ fn main() -> Result<()> {
         "codegen" => codegen::run(rest.iter().any(|a| a == "--check")),
         "test" | "ci" => test(rest),
         "bench" => bench(rest),
+        "fuzz" => fuzz::command(rest),
         "interop-venv" => {
             venv::ensure_interop_venv().map(|python| println!("{}", python.display()))
         }
         _ => {
-            eprintln!("usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]>");
+            eprintln!(
+                "usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]|fuzz [--seconds N] [TARGET…]>"
+            );
             if cmd == "help" {
                 Ok(())
             } else {
@@ -98,7 +103,11 @@ fn test(extra: &[String]) -> Result<()> {
             "conformance",
             "ucx::",
         ],
-    )
+    )?;
+    // A 30-second smoke run of every fuzz target: libFuzzer where a nightly toolchain and
+    // cargo-fuzz are already there, else the stable mutator (nothing is installed for this).
+    let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+    fuzz::fuzz(fuzz::engine(false)?, 30, &targets)
 }
 
 /// `cargo xtask bench [ARGS…]`: every registered transport side by side with arrow-flight and

@@ -28,6 +28,8 @@ mod context;
 pub mod data;
 mod dispatcher;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 pub mod location;
 mod middleware;

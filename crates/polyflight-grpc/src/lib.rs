@@ -12,6 +12,8 @@
 mod body;
 mod budget;
 mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log;
 mod server;
 pub mod tls;

@@ -73,6 +73,8 @@ pub(crate) struct UcxClient {
     addr: SocketAddr,
     context: Arc<Context>,
     options: UcxOptions,
+    /// Response frames larger than this break the connection.
+    max_message: usize,
     idle: Arc<Mutex<Vec<Connection>>>,
 }
 
@@ -93,12 +95,14 @@ impl UcxClient {
         context: Arc<Context>,
         options: UcxOptions,
         connect_timeout: Option<Duration>,
+        max_message: usize,
     ) -> Result<UcxClient> {
         let client = UcxClient {
             location,
             addr,
             context,
             options,
+            max_message,
             idle: Arc::new(Mutex::new(Vec::new())),
         };
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -130,12 +134,13 @@ impl UcxClient {
         let (jobs_tx, jobs_rx) = mpsc::channel::<CallJob>(1);
         let addr = self.addr;
         let errors = self.options.error_handling;
+        let max_message = self.max_message;
         let name = format!("ucx-client-{addr}");
         let thread = run_worker_thread(
             name,
             self.context.clone(),
             self.options.progress,
-            move |worker| connection_main(worker, addr, errors, jobs_rx, ready),
+            move |worker| connection_main(worker, addr, errors, max_message, jobs_rx, ready),
         )
         .map_err(|e| FlightError::internal(format!("starting a UCX connection thread: {e}")))?;
         // the thread ends by itself when its job channel closes or its connection breaks
@@ -327,11 +332,12 @@ async fn connection_main(
     worker: Rc<Worker>,
     addr: SocketAddr,
     errors: ErrorHandling,
+    max_message: usize,
     mut jobs: mpsc::Receiver<CallJob>,
     ready: Option<oneshot::Sender<Result<()>>>,
 ) {
     let conn = match FrameConn::connect(&worker, addr, errors) {
-        Ok(conn) => conn,
+        Ok(conn) => conn.with_max_frame_size(max_message),
         Err(error) => {
             if let Some(ready) = ready {
                 let _ = ready.send(Err(error));

@@ -37,6 +37,8 @@ pub struct FrameConn {
     fetches: RefCell<FuturesUnordered<Fetch>>,
     /// Set once a protocol error was seen: the connection is unusable.
     broken: RefCell<Option<FlightError>>,
+    /// The largest frame body accepted (the side's message-size limit).
+    max_frame: Cell<usize>,
 }
 
 impl FrameConn {
@@ -51,7 +53,16 @@ impl FrameConn {
             reorder: RefCell::new(Reorder::new(REORDER_WINDOW)),
             fetches: RefCell::new(FuturesUnordered::new()),
             broken: RefCell::new(None),
+            max_frame: Cell::new(usize::MAX),
         })
+    }
+
+    /// Refuses frames whose body is over `max` bytes (`max_decoding_message_size`: no part of a
+    /// message can be larger than the message), before their data is fetched or kept; such a
+    /// frame breaks the connection with INVALID_ARGUMENT.
+    pub fn with_max_frame_size(self, max: usize) -> FrameConn {
+        self.max_frame.set(max);
+        self
     }
 
     /// Connects to `addr` on `worker`.
@@ -151,6 +162,14 @@ impl FrameConn {
             return Err(self.break_with(error));
         }
         let size = header.size as usize;
+        if size > self.max_frame.get() {
+            // dropping the message releases its data (a rendezvous body is never fetched)
+            return Err(self.break_with(FlightError::invalid_argument(format!(
+                "UCX frame {} of {size} bytes exceeds the message limit of {} bytes",
+                header.counter,
+                self.max_frame.get()
+            ))));
+        }
         let available = message.data.len();
         if available < size {
             return Err(self.break_with(FlightError::invalid_argument(format!(

@@ -32,6 +32,8 @@
 mod client;
 mod conn;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 mod sequence;
 mod server;

@@ -51,6 +51,8 @@ pub(crate) struct Limits {
     pub idle_timeout: Option<Duration>,
     /// Connection requests beyond this many live connections are rejected.
     pub max_connections: Option<usize>,
+    /// Frames larger than this (`max_decoding_message_size`) break the connection.
+    pub max_message: usize,
 }
 
 /// A UCX listener serving a call handler.
@@ -208,7 +210,8 @@ fn spawn_connection(
         move |worker| async move {
             let accepted = Endpoint::accept(&worker, request)
                 .map_err(FlightError::from)
-                .and_then(FrameConn::new);
+                .and_then(FrameConn::new)
+                .map(|conn| conn.with_max_frame_size(limits.max_message));
             let conn = match accepted {
                 Ok(conn) => conn,
                 Err(error) => {

@@ -101,6 +101,7 @@ impl TransportFactory for UcxTransport {
             shared_context()?,
             ucx,
             options.connect_timeout,
+            options.max_decoding_message_size,
         )
         .await?;
         Ok(Arc::new(client))
@@ -128,6 +129,7 @@ impl TransportFactory for UcxTransport {
                 handshake_timeout: options.handshake_timeout,
                 idle_timeout: options.idle_timeout,
                 max_connections: options.max_connections,
+                max_message: options.max_decoding_message_size,
             },
             tokio::runtime::Handle::current(),
         )

@@ -18,6 +18,8 @@
 //! The client connects with `:authority` `localhost`, which every gRPC server accepts.
 
 mod authority;
+#[doc(hidden)]
+pub mod fuzzing;
 // The HPACK codec of the `:authority` rewriter. Not part of the API: public only so the crate's
 // raw-wire tests can speak HTTP/2 frame by frame, as gRPC C++ does.
 #[doc(hidden)]

@@ -311,3 +311,64 @@ fn connecting_to_nothing_fails() {
         assert!(result.is_err());
     });
 }
+
+#[test]
+fn frames_over_the_message_limit_break_the_connection_unfetched() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let context = Context::new().unwrap();
+    let mode = ProgressMode::Event;
+    // a server whose limit is 64 KiB: a small frame passes, a 1 MiB (rendezvous) one does not
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (result_tx, result_rx) = mpsc::channel();
+    let server_context = context.clone();
+    let server = run_worker_thread(
+        "test-listener",
+        context.clone(),
+        mode,
+        move |worker| async move {
+            let listener = Listener::bind(&worker, "127.0.0.1:0".parse().unwrap()).unwrap();
+            addr_tx.send(listener.local_addr()).unwrap();
+            let request = listener.accept().await;
+            let mut conn_thread = run_worker_thread(
+                "test-server-conn",
+                server_context,
+                mode,
+                move |worker| async move {
+                    let conn = FrameConn::new(Endpoint::accept(&worker, request).unwrap())
+                        .unwrap()
+                        .with_max_frame_size(64 * 1024);
+                    let small = conn.recv().await.map(|f| f.body.len());
+                    let large = conn.recv().await.map(|f| f.body.len());
+                    let _ = result_tx.send((small, large, held_descriptors()));
+                    conn.close(Duration::from_secs(1)).await;
+                },
+            )
+            .unwrap();
+            conn_thread.finished().await;
+            conn_thread.join()
+        },
+    )
+    .unwrap();
+    let addr = addr_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    run_client(context, mode, addr, |conn| async move {
+        conn.send(FrameType::Buffer, body(1000, 1, 1))
+            .await
+            .unwrap();
+        // the peer may close before this completes
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            conn.send(FrameType::PayloadBody, body(1 << 20, 2, 1)),
+        )
+        .await;
+    });
+    let (small, large, held) = result_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    assert_eq!(small.unwrap(), 1000);
+    let error = large.expect_err("a 1 MiB frame over a 64 KiB limit");
+    assert_eq!(error.code(), FlightCode::InvalidArgument, "{error}");
+    assert!(
+        error.message().contains("exceeds the message limit"),
+        "{error}"
+    );
+    assert_eq!(held, 0, "the refused body's descriptor was released");
+    server.join().unwrap().unwrap();
+}
