@@ -6,7 +6,9 @@
 //! fault_client put URI PATH     # DoPut of a batch every 50 ms, forever
 //! ```
 //!
-//! It prints `started` once the call is under way (the first batch read, or acknowledged).
+//! It prints `started` once the call is under way (the first batch read, or acknowledged). With
+//! `FAULT_PROGRESS_TIMEOUT_MS=N` its calls fail when no response arrives for N ms; it then exits
+//! with status 1, printing the error.
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use futures::{StreamExt, TryStreamExt};
@@ -21,13 +23,28 @@ fn started() {
 }
 
 #[tokio::main]
-async fn main() -> polyflight::Result<()> {
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("fault_client: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> polyflight::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, uri, name] = args.as_slice() else {
         eprintln!("usage: fault_client get|put URI TICKET_OR_PATH");
         std::process::exit(2);
     };
-    let client = polyflight::connect(uri).await?;
+    let mut client = polyflight::connect(uri).await?;
+    if let Some(ms) = std::env::var("FAULT_PROGRESS_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        client = client.with_call_options(
+            polyflight::CallOptions::new().progress_timeout(Duration::from_millis(ms)),
+        );
+    }
     match mode.as_str() {
         "get" => {
             let mut stream = client

@@ -24,7 +24,13 @@ fn example(name: &str) -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binary lives in target/<profile>/deps");
-    profile_dir.join("examples").join(name)
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: a whole `cargo test` builds the examples (or `cargo build --examples`)",
+        path.display()
+    );
+    path
 }
 
 /// Kills the child when dropped (a failing test leaves nothing running).

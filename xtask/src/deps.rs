@@ -85,6 +85,26 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     run(&args)
 }
 
+/// Packages only some tests use (`ip netns` for the network-partition test, which skips
+/// without them): installed when running as root, never required.
+pub const OPTIONAL_TEST_PACKAGES: &[&str] = &["iproute2"];
+
+/// Installs the optional test packages if this is root and they are missing; any failure is
+/// only reported.
+pub fn offer_test_packages() {
+    let missing: Vec<&str> = OPTIONAL_TEST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !is_installed(p))
+        .collect();
+    if missing.is_empty() || !is_root() {
+        return;
+    }
+    if let Err(error) = ensure_packages(&missing) {
+        eprintln!("note: could not install {missing:?} ({error:#}); the tests that need them skip");
+    }
+}
+
 /// Everything the workspace build needs from the system.
 pub fn ensure_build_deps() -> Result<()> {
     ensure_packages(UCX_BUILD_PACKAGES)

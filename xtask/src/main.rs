@@ -69,6 +69,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     deps::ensure_build_deps()?;
+    deps::offer_test_packages();
     run("cargo", &["fmt", "--all", "--check"])?;
     codegen::run(true)?;
     run(

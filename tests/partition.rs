@@ -1,0 +1,224 @@
+//! A network partition during a stream, between two network namespaces joined by a veth pair:
+//! the server in one, the client in the other, both separate processes. Mid-DoPut the link goes
+//! down; the client's progress timeout must fail the call and the client must exit (nothing
+//! hangs), on grpc and ucx. UCX runs with `UCX_TLS=tcp` here: namespaces do not separate shared
+//! memory, over which two processes on one host would go on talking. Needs root and iproute2
+//! (`ip netns`); without them it says so and checks nothing.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: a whole `cargo test` builds the examples (or `cargo build --examples`)",
+        path.display()
+    );
+    path
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Two namespaces and the veth pair between them; removed when dropped.
+struct Net {
+    server_ns: String,
+    client_ns: String,
+    client_link: String,
+    server_ip: String,
+}
+
+impl Net {
+    fn create(tag: u32) -> Option<Net> {
+        let id = std::process::id() % 10_000;
+        let net = Net {
+            server_ns: format!("pfs{id}{tag}"),
+            client_ns: format!("pfc{id}{tag}"),
+            client_link: format!("pfc{id}{tag}"),
+            server_ip: format!("10.231.{tag}.1"),
+        };
+        let server_link = format!("pfs{id}{tag}");
+        let client_ip = format!("10.231.{tag}.2/24");
+        let ok = ip(&["netns", "add", &net.server_ns])
+            && ip(&["netns", "add", &net.client_ns])
+            && ip(&[
+                "link",
+                "add",
+                &server_link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &net.client_link,
+            ])
+            && ip(&["link", "set", &server_link, "netns", &net.server_ns])
+            && ip(&["link", "set", &net.client_link, "netns", &net.client_ns])
+            && ip(&[
+                "-n",
+                &net.server_ns,
+                "addr",
+                "add",
+                &format!("{}/24", net.server_ip),
+                "dev",
+                &server_link,
+            ])
+            && ip(&[
+                "-n",
+                &net.client_ns,
+                "addr",
+                "add",
+                &client_ip,
+                "dev",
+                &net.client_link,
+            ])
+            && ip(&["-n", &net.server_ns, "link", "set", &server_link, "up"])
+            && ip(&["-n", &net.client_ns, "link", "set", &net.client_link, "up"])
+            && ip(&["-n", &net.server_ns, "link", "set", "lo", "up"])
+            && ip(&["-n", &net.client_ns, "link", "set", "lo", "up"]);
+        if ok {
+            Some(net)
+        } else {
+            drop(net);
+            None
+        }
+    }
+
+    fn spawn(&self, ns: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(example(program))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // deleting a namespace deletes the veth end in it, and with it the pair
+        ip(&["netns", "del", &self.server_ns]);
+        ip(&["netns", "del", &self.client_ns]);
+    }
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The first stdout line of `child` that starts with `prefix`, within 30 s.
+fn line_of(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with(&prefix) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the expected line")
+}
+
+fn can_make_namespaces() -> bool {
+    let probe = format!("pfprobe{}", std::process::id() % 100_000);
+    let ok = ip(&["netns", "add", &probe]);
+    if ok {
+        ip(&["netns", "del", &probe]);
+    }
+    ok
+}
+
+#[test]
+fn a_partition_mid_stream_fails_the_call_by_its_progress_timeout() {
+    if !can_make_namespaces() {
+        eprintln!("skipped: making network namespaces needs root and iproute2 (`ip netns`)");
+        return;
+    }
+    for (tag, scheme) in [(1u32, "grpc"), (2, "ucx")] {
+        let net = Net::create(tag).expect("namespaces and veth");
+        let listen = format!("{scheme}://{}:0", net.server_ip);
+        let tcp_only: &[(&str, &str)] = if scheme == "ucx" {
+            &[("UCX_TLS", "tcp")]
+        } else {
+            &[]
+        };
+        let mut server = Reaped(net.spawn(&net.server_ns, "memory_server", &[&listen], tcp_only));
+        let location = line_of(&mut server.0, "listening on ");
+        let uri = location.trim_start_matches("listening on ").to_string();
+
+        let mut client = Reaped(net.spawn(
+            &net.client_ns,
+            "fault_client",
+            &["put", &uri, "across"],
+            &[tcp_only, &[("FAULT_PROGRESS_TIMEOUT_MS", "2000")]].concat(),
+        ));
+        line_of(&mut client.0, "started");
+        assert!(
+            ip(&[
+                "-n",
+                &net.client_ns,
+                "link",
+                "set",
+                &net.client_link,
+                "down"
+            ]),
+            "link down"
+        );
+        let cut = Instant::now();
+        let status = loop {
+            if let Some(status) = client.0.try_wait().expect("client status") {
+                break status;
+            }
+            assert!(
+                cut.elapsed() < Duration::from_secs(20),
+                "{scheme}: the client still runs 20 s after the partition"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut err) = client.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        assert!(
+            !status.success(),
+            "{scheme}: the upload cannot have succeeded"
+        );
+        eprintln!(
+            "{scheme}: client ended {:?} after the partition: {}",
+            cut.elapsed(),
+            stderr.trim()
+        );
+        assert!(
+            stderr.contains("TIMED_OUT") || stderr.to_lowercase().contains("timed out"),
+            "{scheme}: the progress timeout ended the call: {stderr}"
+        );
+        drop(client);
+        drop(server);
+        drop(net);
+    }
+}
