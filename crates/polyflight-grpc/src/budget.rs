@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Permits of a semaphore are bytes; a single acquisition is at most this many.
 const MAX_ACQUIRE: usize = u32::MAX as usize;
@@ -43,16 +44,25 @@ impl Pool {
 pub(crate) struct StreamBudget {
     connection: Pool,
     listener: Pool,
+    /// Cancelled when the stream's connection ends: a stream waiting for room then gives up
+    /// at once (it cannot see its own body end while it is not reading it).
+    closed: CancellationToken,
     wait: Duration,
     held: usize,
     waiting: Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>,
 }
 
 impl StreamBudget {
-    pub(crate) fn new(connection: Pool, listener: Pool, wait: Duration) -> Self {
+    pub(crate) fn new(
+        connection: Pool,
+        listener: Pool,
+        closed: CancellationToken,
+        wait: Duration,
+    ) -> Self {
         StreamBudget {
             connection,
             listener,
+            closed,
             wait,
             held: 0,
             waiting: None,
@@ -84,6 +94,7 @@ impl StreamBudget {
             }
             let connection = self.connection.bytes.clone();
             let listener = self.listener.bytes.clone();
+            let closed = self.closed.clone();
             let wait = self.wait;
             self.waiting = Some(Box::pin(async move {
                 let both = async {
@@ -96,6 +107,14 @@ impl StreamBudget {
                             Ok(())
                         }
                         _ => Err(FlightError::unavailable("the server is shutting down")),
+                    }
+                };
+                let both = async {
+                    tokio::select! {
+                        result = both => result,
+                        () = closed.cancelled() => {
+                            Err(FlightError::cancelled("the connection closed"))
+                        }
                     }
                 };
                 match tokio::time::timeout(wait, both).await {
@@ -149,7 +168,13 @@ mod tests {
     async fn a_stream_waits_for_room_and_is_refused_after_the_limit() {
         let connection = Pool::new(100);
         let listener = Pool::new(150);
-        let mut a = StreamBudget::new(connection.clone(), listener.clone(), Duration::from_secs(5));
+        let closed = CancellationToken::new();
+        let mut a = StreamBudget::new(
+            connection.clone(),
+            listener.clone(),
+            closed.clone(),
+            Duration::from_secs(5),
+        );
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(matches!(a.poll_take(&mut cx, 80), Poll::Ready(Ok(()))));
         // the connection has 20 left: 30 more must wait
@@ -161,12 +186,32 @@ mod tests {
 
         // the listener's budget binds across connections
         let other = Pool::new(100);
-        let mut b = StreamBudget::new(other.clone(), listener.clone(), Duration::from_millis(50));
+        let mut b = StreamBudget::new(
+            other.clone(),
+            listener.clone(),
+            closed.clone(),
+            Duration::from_millis(50),
+        );
         assert!(matches!(b.poll_take(&mut cx, 100), Poll::Ready(Ok(()))));
         let refused = futures::future::poll_fn(|cx| b.poll_take(cx, 50)).await;
         let error = refused.unwrap_err();
         assert_eq!(error.code(), polyflight_core::FlightCode::Unavailable);
         assert!(error.message().contains("memory budget"), "{error}");
+        // a waiting stream gives up as soon as its connection closes
+        let mut c = StreamBudget::new(
+            Pool::new(10),
+            listener.clone(),
+            closed.clone(),
+            Duration::from_secs(60),
+        );
+        assert!(c.poll_take(&mut cx, 20).is_pending());
+        closed.cancel();
+        let gave_up = futures::future::poll_fn(|cx| c.poll_take(cx, 20)).await;
+        assert_eq!(
+            gave_up.unwrap_err().code(),
+            polyflight_core::FlightCode::Cancelled
+        );
+        drop(c);
         // dropping a stream returns what it held, even while it waited
         drop(a);
         drop(b);

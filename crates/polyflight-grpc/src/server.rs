@@ -148,6 +148,9 @@ async fn serve_connection(
 ) {
     let activity = Arc::new(Activity::default());
     let connection_budget = Pool::new(settings.connection_request_budget);
+    // cancelled when this function returns, however it returns: streams waiting for budget give up
+    let connection_closed = CancellationToken::new();
+    let _closed_on_return = connection_closed.clone().drop_guard();
     let io = Watched {
         io,
         activity: activity.clone(),
@@ -164,6 +167,7 @@ async fn serve_connection(
             let budget = StreamBudget::new(
                 connection_budget.clone(),
                 listener_budget.clone(),
+                connection_closed.clone(),
                 settings.request_budget_wait,
             );
             async move {
