@@ -257,16 +257,19 @@ impl CallSession {
         Ok(session)
     }
 
+    /// Ends the call's session. Closing is idempotent: with no session, or a stale id (whose
+    /// cookie the client is told to drop), the outcome is the same — no session.
     fn close(&self, ctx: &CallContext) -> Result<()> {
-        self.check_stale(ctx)?;
+        if let Some(id) = &self.stale {
+            ctx.append_response_header("set-cookie", format!("{SESSION_COOKIE}={id}; Max-Age=0"));
+            return Ok(());
+        }
         let mut slot = self
             .session
             .lock()
             .map_err(|_| FlightError::internal("the call's session is poisoned"))?;
         let Some(session) = slot.take() else {
-            return Err(FlightError::invalid_argument(
-                "there is no session to close",
-            ));
+            return Ok(());
         };
         self.store.remove(&session.id);
         ctx.append_response_header(
@@ -435,7 +438,8 @@ pub fn get_session_options(ctx: &CallContext) -> Result<GetSessionOptionsResult>
 }
 
 /// Serves CloseSession: ends the call's session and tells the client to drop its cookie
-/// (`Max-Age=0`). INVALID_ARGUMENT if the call has no session.
+/// (`Max-Age=0`). CLOSED also when there was no session to end (Arrow C++ answers that with an
+/// error; an idempotent close keeps clients that keep no cookies, such as pyarrow's, working).
 pub fn close_session(ctx: &CallContext) -> Result<CloseSessionResult> {
     let call = ctx
         .extension::<CallSession>()
@@ -619,11 +623,11 @@ mod tests {
         // a call that does not touch the session is served
         let ctx = start(&sessions, stale()).await.unwrap();
         assert!(Session::current(&ctx).is_none());
-        // one that does is refused, and told to drop the cookie
+        // one that does is refused, and told to drop the cookie; closing it is no error
+        assert!(close_session(&ctx).is_ok());
         for refused in [
             Session::get_or_create(&ctx).map(|_| ()),
             get_session_options(&ctx).map(|_| ()),
-            close_session(&ctx).map(|_| ()),
         ] {
             assert_eq!(
                 refused.unwrap_err().code(),
@@ -682,7 +686,10 @@ mod tests {
             Some(format!("{SESSION_COOKIE}={id}; Max-Age=0").as_bytes())
         );
         assert!(sessions.is_empty());
-        assert!(close_session(&ctx).is_err(), "nothing left to close");
+        // closing again is no error, and sends no cookie
+        let before = ctx.response_headers().get_all("set-cookie").count();
+        assert!(close_session(&ctx).is_ok(), "idempotent");
+        assert_eq!(ctx.response_headers().get_all("set-cookie").count(), before);
     }
 
     #[tokio::test]
