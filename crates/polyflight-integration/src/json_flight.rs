@@ -349,13 +349,13 @@ async fn upload(client: &FlightClient, descriptor: FlightDescriptor, data: &Json
         })?;
     }
     drop(writer);
-    while let Some(extra) = acks.try_next().await.call("DoPut: finishing the upload")? {
-        return Err(Failure::Check(format!(
+    match acks.try_next().await.call("DoPut: finishing the upload")? {
+        Some(extra) => Err(Failure::Check(format!(
             "unexpected PutResult after the last batch: {:?}",
             String::from_utf8_lossy(&extra.app_metadata)
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 async fn consume(client: &FlightClient, ticket: Ticket, expected: &[RecordBatch]) -> Outcome {

@@ -20,6 +20,7 @@ pub mod datagen;
 pub mod failure;
 pub mod json_flight;
 pub mod json_writer;
+pub mod matrix;
 pub mod peer;
 pub mod scenarios;
 

@@ -16,22 +16,36 @@ use polyflight_integration::{scenarios, Failure, Outcome};
 use std::io::Write;
 use std::process::ExitCode;
 
-async fn shutdown_signal() -> Outcome {
-    use tokio::signal::unix::{signal, SignalKind};
-    let installing = |e: std::io::Error| Failure::Io {
-        context: "installing the signal handlers".to_string(),
-        source: e,
-    };
-    let mut terminate = signal(SignalKind::terminate()).map_err(installing)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(installing)?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+/// SIGTERM and SIGINT, caught from before the listening line is printed, so a harness that
+/// stops the server right after reading it still gets a clean shutdown.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Outcome<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let installing = |e: std::io::Error| Failure::Io {
+            context: "installing the signal handlers".to_string(),
+            source: e,
+        };
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate()).map_err(installing)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(installing)?,
+        })
     }
-    Ok(())
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }
 
 async fn serve(args: Args) -> Outcome {
+    let signals = ShutdownSignals::install()?;
     let spec = ListenSpec::from_args(&args)?;
     let parts = match args.scenario_name() {
         Some(name) => scenarios::find(name)
@@ -68,12 +82,11 @@ async fn serve(args: Args) -> Outcome {
             source,
         });
     }
-    let waited = shutdown_signal().await;
-    let stopped = server.shutdown().await.map_err(|source| Failure::Call {
+    signals.received().await;
+    server.shutdown().await.map_err(|source| Failure::Call {
         context: "shutting down".to_string(),
         source,
-    });
-    waited.and(stopped)
+    })
 }
 
 fn main() -> ExitCode {

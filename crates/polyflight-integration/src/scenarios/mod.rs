@@ -40,15 +40,20 @@ pub trait Scenario: Send + Sync {
     async fn run_client(&self, connector: &Connector) -> Outcome;
 }
 
+/// A hook that adds to a server builder.
+pub type Configure = Box<dyn FnOnce(ServerBuilder) -> ServerBuilder + Send>;
+/// A hook told the listen locations of a started server.
+pub type Started = Box<dyn FnOnce(&[Location]) + Send>;
+
 /// What a scenario's server is made of: the service and a hook that adds authentication or
 /// middleware to the builder, and one told where the server listens once it runs.
 pub struct ServerParts {
     /// The service.
     pub service: Arc<dyn FlightService>,
     /// Adds what the scenario needs besides the service (authentication, middleware).
-    pub configure: Box<dyn FnOnce(ServerBuilder) -> ServerBuilder + Send>,
+    pub configure: Configure,
     /// Told the listen locations (with real ports) once the server runs.
-    pub started: Box<dyn FnOnce(&[Location]) + Send>,
+    pub started: Started,
 }
 
 impl ServerParts {
