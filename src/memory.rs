@@ -1,7 +1,8 @@
 //! `MemoryService`: a complete Flight service that keeps flights in memory. DoPut stores a
 //! stream under its descriptor, DoGet returns it, ListFlights / GetFlightInfo / PollFlightInfo /
 //! GetSchema describe what is stored, DoExchange echoes, and DoAction serves the standard actions
-//! (CancelFlightInfo, RenewFlightEndpoint, session options) plus `drop` and `clear`.
+//! (CancelFlightInfo, RenewFlightEndpoint, and the session options of the calling client's
+//! session: [`crate::session`]) plus `drop` and `clear`.
 //!
 //! It is the example service of the documentation and the reference service the tests and the
 //! benchmark run over every transport.
@@ -9,17 +10,17 @@
 use crate::actions::{self, StandardAction};
 use crate::codec::{DecodedPayload, FlightDataEncoderBuilder, FlightRecordBatchStream};
 use crate::proto::{
-    close_session_result, flight_descriptor::DescriptorType, set_session_options_result, Action,
-    ActionType, CancelFlightInfoResult, CancelStatus, CloseSessionResult, Criteria,
-    FlightDescriptor, FlightEndpoint, FlightInfo, GetSessionOptionsResult, PollInfo, PutResult,
-    Result as ActionResult, SchemaResult, SessionOptionValue, SetSessionOptionsResult, Ticket,
+    flight_descriptor::DescriptorType, Action, ActionType, CancelFlightInfoResult, CancelStatus,
+    Criteria, FlightDescriptor, FlightEndpoint, FlightInfo, PollInfo, PutResult,
+    Result as ActionResult, SchemaResult, Ticket,
 };
+use crate::session;
 use crate::{CallContext, FlightData, FlightError, FlightService, FlightStream, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -64,7 +65,6 @@ pub fn descriptor_key(descriptor: &FlightDescriptor) -> Result<Bytes> {
 #[derive(Default)]
 struct State {
     flights: BTreeMap<Bytes, StoredFlight>,
-    session: HashMap<String, SessionOptionValue>,
 }
 
 /// An in-memory Flight service. Cheap to clone; clones share the store.
@@ -130,7 +130,11 @@ impl MemoryService {
             .with_ordered(true)
     }
 
-    fn standard_action(&self, action: StandardAction) -> Result<FlightStream<ActionResult>> {
+    fn standard_action(
+        &self,
+        ctx: &CallContext,
+        action: StandardAction,
+    ) -> Result<FlightStream<ActionResult>> {
         Ok(match action {
             StandardAction::CancelFlightInfo(_) => {
                 // Every stored flight is complete, so there is nothing running to cancel; say so
@@ -148,34 +152,13 @@ impl MemoryService {
                 actions::single_result(&endpoint)
             }
             StandardAction::SetSessionOptions(request) => {
-                let mut errors = HashMap::new();
-                let mut state = self.write()?;
-                for (name, value) in request.session_options {
-                    if name.is_empty() {
-                        errors.insert(
-                            name,
-                            set_session_options_result::Error {
-                                value: set_session_options_result::ErrorValue::InvalidName as i32,
-                            },
-                        );
-                    } else if value.option_value.is_none() {
-                        state.session.remove(&name);
-                    } else {
-                        state.session.insert(name, value);
-                    }
-                }
-                actions::single_result(&SetSessionOptionsResult { errors })
+                actions::single_result(&session::set_session_options(ctx, request, |_, _| None)?)
             }
             StandardAction::GetSessionOptions(_) => {
-                actions::single_result(&GetSessionOptionsResult {
-                    session_options: self.read()?.session.clone(),
-                })
+                actions::single_result(&session::get_session_options(ctx)?)
             }
             StandardAction::CloseSession(_) => {
-                self.write()?.session.clear();
-                actions::single_result(&CloseSessionResult {
-                    status: close_session_result::Status::Closed as i32,
-                })
+                actions::single_result(&session::close_session(ctx)?)
             }
         })
     }
@@ -309,11 +292,11 @@ impl FlightService for MemoryService {
 
     async fn do_action(
         &self,
-        _ctx: CallContext,
+        ctx: CallContext,
         action: Action,
     ) -> Result<FlightStream<ActionResult>> {
         if let Some(standard) = StandardAction::decode(&action)? {
-            return self.standard_action(standard);
+            return self.standard_action(&ctx, standard);
         }
         match action.r#type.as_str() {
             "drop" => {

@@ -568,6 +568,53 @@ pub mod cases {
             .is_empty());
     }
 
+    pub async fn sessions_belong_to_their_client(env: &Env) {
+        fn catalog(name: &str) -> HashMap<String, SessionOptionValue> {
+            HashMap::from([(
+                "catalog".to_string(),
+                SessionOptionValue {
+                    option_value: Some(OptionValue::StringValue(name.into())),
+                },
+            )])
+        }
+        async fn catalog_of(client: &polyflight::FlightClient) -> Option<OptionValue> {
+            let options = client.get_session_options().await.unwrap().session_options;
+            options.get("catalog").and_then(|v| v.option_value.clone())
+        }
+        let text = |s: &str| Some(OptionValue::StringValue(s.into()));
+        let other = env.another_client().await;
+        env.client
+            .set_session_options(catalog("main"))
+            .await
+            .unwrap();
+        assert_eq!(catalog_of(&other).await, None, "another client's session");
+        other.set_session_options(catalog("other")).await.unwrap();
+        assert_eq!(catalog_of(&env.client).await, text("main"));
+        // clients made from one connection share its session
+        let derived = env
+            .client
+            .with_call_options(CallOptions::new().header("x-a", "1"));
+        assert_eq!(catalog_of(&derived).await, text("main"));
+
+        let closed = env.client.close_session().await.unwrap();
+        assert_eq!(closed.status, close_session_result::Status::Closed as i32);
+        assert_eq!(catalog_of(&env.client).await, None, "a fresh session");
+        assert_eq!(catalog_of(&other).await, text("other"));
+
+        // an id the server does not know fails the calls that use the session, only those
+        // (env.client holds no cookie now: CloseSession told it to drop its own)
+        let stale = env.client.with_call_options(
+            CallOptions::new().header("cookie", "arrow_flight_session_id=0badc0ffee"),
+        );
+        let error = stale.get_session_options().await.unwrap_err();
+        assert_eq!(error.code(), FlightCode::InvalidArgument, "{error}");
+        assert!(
+            error.message().contains("arrow_flight_session_id"),
+            "{error}"
+        );
+        assert!(stale.list_actions().await.is_ok());
+    }
+
     pub async fn bad_flight_data_is_invalid_argument(env: &Env) {
         let descriptor = FlightDescriptor::new_path(["bad"]);
         let schema_message = FlightDataEncoder::new(EncodeOptions::default())
@@ -1081,6 +1128,7 @@ conformance! {
         timeout,
         cancellation,
         standard_actions,
+        sessions_belong_to_their_client,
         bad_flight_data_is_invalid_argument,
         read_flight_endpoints,
         auth_basic_bearer,

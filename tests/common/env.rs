@@ -76,6 +76,18 @@ impl Env {
         }
     }
 
+    /// A second client of the server, with a connection (and cookies) of its own.
+    pub async fn another_client(&self) -> FlightClient {
+        let server = self.server.as_ref().expect("the server runs");
+        FlightClient::connect_with_options(
+            registry(),
+            server.location().uri(),
+            self.endpoint.connect.clone(),
+        )
+        .await
+        .expect("client connects")
+    }
+
     /// Shuts the server down (and checks it does so cleanly).
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

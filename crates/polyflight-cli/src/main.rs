@@ -12,11 +12,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::TryStreamExt;
 use polyflight::memory::MemoryService;
 use polyflight::proto::{FlightDescriptor, FlightInfo, Ticket};
+use polyflight::transport::ListenOptions;
 use polyflight::{FlightClient, FlightStream};
 use polyflight_bench::data::PreparedData;
 use polyflight_bench::{BenchConfig, DataKind, DataSpec, PerfCommand, PerfService, TargetConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -155,6 +157,34 @@ struct ServeArgs {
     /// URIs to listen on (`grpc://0.0.0.0:8815`, `grpc+unix:///tmp/flight.sock`, …).
     #[arg(required = true)]
     uris: Vec<String>,
+    /// Seconds a new connection may take to start speaking the protocol (0: no limit).
+    #[arg(long, default_value_t = polyflight::transport::DEFAULT_HANDSHAKE_TIMEOUT.as_secs_f64())]
+    handshake_timeout: f64,
+    /// Seconds a connection may stay without a call before it is closed (0: no limit).
+    #[arg(long, default_value_t = polyflight::transport::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout: f64,
+    /// The most connections served at once, per listen URI (0: no limit).
+    #[arg(long, default_value_t = polyflight::transport::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+}
+
+impl ServeArgs {
+    fn listen_options(&self) -> Result<ListenOptions> {
+        let seconds = |value: f64, what: &str| -> Result<Option<Duration>> {
+            if value == 0.0 {
+                return Ok(None);
+            }
+            Duration::try_from_secs_f64(value)
+                .map(Some)
+                .with_context(|| format!("--{what} must be a number of seconds, not {value}"))
+        };
+        Ok(ListenOptions {
+            handshake_timeout: seconds(self.handshake_timeout, "handshake-timeout")?,
+            idle_timeout: seconds(self.idle_timeout, "idle-timeout")?,
+            max_connections: (self.max_connections > 0).then_some(self.max_connections),
+            ..ListenOptions::default()
+        })
+    }
 }
 
 #[derive(Args)]
@@ -328,8 +358,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ServiceKind::Perf => polyflight::server(PerfService::new()),
         ServiceKind::Memory => polyflight::server(MemoryService::new()),
     };
+    let options = args.listen_options()?;
     for uri in &args.uris {
-        builder = builder.listen(uri.clone());
+        builder = builder.listen_with(uri.clone(), options.clone());
     }
     let server = builder.start().await?;
     for location in server.locations() {

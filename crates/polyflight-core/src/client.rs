@@ -25,6 +25,7 @@ use crate::proto::{
 };
 use crate::registry::Registry;
 use crate::rpc::{self, method};
+use crate::session::CookieMiddleware;
 use crate::transport::{ClientTransport, ConnectOptions};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -362,6 +363,10 @@ struct Inner {
 
 /// A Flight client over any transport.
 ///
+/// A client keeps the cookies its server sets and sends them back on every call (one cookie jar
+/// per connection, shared by the clients made from it with `with_call_options` and
+/// `with_middleware`), so a server's sessions ([`crate::session`]) belong to this client.
+///
 /// ```no_run
 /// # async fn demo(registry: polyflight_core::Registry) -> polyflight_core::Result<()> {
 /// use polyflight_core::{FlightClient, CallOptions};
@@ -418,7 +423,8 @@ impl FlightClient {
                 pool: Mutex::new(HashMap::new()),
             }),
             options: CallOptions::default(),
-            middleware: Arc::new([]),
+            // the client keeps the cookies its server sets (sessions: `crate::session`)
+            middleware: Arc::new([Arc::new(CookieMiddleware::new()) as Arc<dyn ClientMiddleware>]),
         }
     }
 

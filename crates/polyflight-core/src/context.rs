@@ -5,6 +5,8 @@
 use crate::call::{FlightMethod, PeerInfo, Trailers};
 use crate::headers::Headers;
 use bytes::Bytes;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,7 @@ struct Inner {
     identity: Mutex<Option<String>>,
     response_headers: Mutex<Headers>,
     trailers: Trailers,
+    extensions: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
 /// The context of one incoming call. Cheap to clone; clones share state, so a handler can move
@@ -45,6 +48,7 @@ impl CallContext {
                 identity: Mutex::new(None),
                 response_headers: Mutex::new(Headers::new()),
                 trailers: Trailers::default(),
+                extensions: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -126,6 +130,20 @@ impl CallContext {
     /// The trailers of this call, shared with the transport that sends them.
     pub fn response_trailers(&self) -> Trailers {
         self.inner.trailers.clone()
+    }
+
+    /// Attaches a value of type `T` to the call, replacing any earlier one: how middleware hands
+    /// per-call state to the handler (the session middleware attaches the call's session).
+    pub fn insert_extension<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        if let Ok(mut map) = self.inner.extensions.lock() {
+            map.insert(TypeId::of::<T>(), Box::new(value));
+        }
+    }
+
+    /// The value of type `T` attached to the call, if any.
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        let map = self.inner.extensions.lock().ok()?;
+        map.get(&TypeId::of::<T>())?.downcast_ref::<T>().cloned()
     }
 
     pub(crate) fn cancel(&self) {

@@ -36,6 +36,7 @@ mod registry;
 pub mod rpc;
 mod server;
 mod service;
+pub mod session;
 pub mod transport;
 mod types;
 

@@ -8,6 +8,7 @@ use crate::location::Location;
 use crate::middleware::ServerMiddleware;
 use crate::registry::Registry;
 use crate::service::FlightService;
+use crate::session::SessionMiddleware;
 use crate::transport::{CallHandler, ListenOptions, Listener};
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub struct ServerBuilder {
     service: Arc<dyn FlightService>,
     auth: Option<Arc<dyn ServerAuthHandler>>,
     middleware: Vec<Arc<dyn ServerMiddleware>>,
+    sessions: Option<SessionMiddleware>,
     registry: Registry,
     listens: Vec<(String, ListenOptions)>,
     grace: Duration,
@@ -36,6 +38,7 @@ impl ServerBuilder {
             service,
             auth: None,
             middleware: Vec::new(),
+            sessions: Some(SessionMiddleware::new()),
             registry,
             listens: Vec::new(),
             grace: Duration::from_secs(5),
@@ -51,6 +54,20 @@ impl ServerBuilder {
     /// Adds server middleware; several run in the order added.
     pub fn middleware(mut self, middleware: impl ServerMiddleware) -> Self {
         self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// Keeps client sessions with `sessions` (its limits) instead of the default
+    /// [`SessionMiddleware::new`]. Sessions run before the other middleware.
+    pub fn sessions(mut self, sessions: SessionMiddleware) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Keeps no client sessions: the session actions of [`crate::session`] answer
+    /// UNIMPLEMENTED and `arrow_flight_session_id` cookies are ignored.
+    pub fn without_sessions(mut self) -> Self {
+        self.sessions = None;
         self
     }
 
@@ -79,11 +96,13 @@ impl ServerBuilder {
                 "server has no listen URI: call listen(…) at least once",
             ));
         }
-        let handler: Arc<dyn CallHandler> = Arc::new(Dispatcher::with_config(
-            self.service,
-            self.auth,
-            self.middleware,
-        ));
+        let mut middleware: Vec<Arc<dyn ServerMiddleware>> = Vec::new();
+        if let Some(sessions) = self.sessions {
+            middleware.push(Arc::new(sessions));
+        }
+        middleware.extend(self.middleware);
+        let handler: Arc<dyn CallHandler> =
+            Arc::new(Dispatcher::with_config(self.service, self.auth, middleware));
         let mut listeners: Vec<Box<dyn Listener>> = Vec::new();
         for (uri, options) in &self.listens {
             let bound = async {

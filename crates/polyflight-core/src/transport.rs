@@ -207,11 +207,35 @@ pub struct ListenOptions {
     pub max_decoding_message_size: usize,
     /// The largest single message the server sends (bytes).
     pub max_encoding_message_size: usize,
+    /// How long a new connection may take to say it speaks the protocol (gRPC: the HTTP/2
+    /// preface and first frame) before it is closed. Default [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Option<Duration>,
+    /// A connection with no call in progress for this long is closed (gracefully: gRPC sends
+    /// GOAWAY; clients reconnect on their next call). Default [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Option<Duration>,
+    /// The most connections served at once; a connection beyond it is closed as soon as it is
+    /// accepted. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
     /// Backend-specific settings.
     pub extensions: Extensions,
 }
 
-/// Default message-size limit: 2 GiB − 1. Flight peers send one message per record batch, so a
+/// Default [`ListenOptions::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`ListenOptions::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default [`ListenOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Default limit of a message a server accepts: 256 MiB. Flight peers send one message per
+/// record batch (pyarrow and Arrow C++ do not split batches), so tonic's 4 MiB would refuse
+/// ordinary uploads; batches of a few hundred thousand rows, which is what Arrow's readers and
+/// writers produce, stay far below 256 MiB. A server buffers a message whole before its call
+/// sees it, so the limit is also what one stream can make it hold; raise it (and the transport's
+/// request budgets) for larger batches.
+pub const DEFAULT_MAX_REQUEST_MESSAGE_SIZE: usize = 256 << 20;
+
+/// Default message-size limit of clients, and of what servers send: 2 GiB − 1. Flight peers send one message per record batch, so a
 /// small limit (tonic's is 4 MiB) breaks stock peers; the codec still never allocates more than
 /// the bytes actually received.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
@@ -230,8 +254,11 @@ impl Default for ConnectOptions {
 impl Default for ListenOptions {
     fn default() -> Self {
         ListenOptions {
-            max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_decoding_message_size: DEFAULT_MAX_REQUEST_MESSAGE_SIZE,
             max_encoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
             extensions: Extensions::default(),
         }
     }

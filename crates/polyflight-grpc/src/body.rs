@@ -3,6 +3,7 @@
 //! trailers), and [`DecodeBody`] is a `Stream` of messages read from a received body by an
 //! explicit state machine. What a body is for is an enum ([`Role`], [`Direction`]), not a flag.
 
+use crate::budget::StreamBudget;
 use crate::wire::{self, MessageDecoder, SegmentedBuf};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
@@ -241,6 +242,10 @@ pub(crate) struct DecodeBody<B> {
     payload: Payload,
     direction: Direction,
     state: DecodeState,
+    /// Bytes of unfinished messages count against this (requests on a server).
+    budget: Option<StreamBudget>,
+    /// A received chunk waiting for room in the budget; nothing more is read meanwhile.
+    waiting: Option<Bytes>,
 }
 
 impl<B> DecodeBody<B>
@@ -261,7 +266,17 @@ where
             payload,
             direction,
             state: DecodeState::ReadBody,
+            budget: None,
+            waiting: None,
         }
+    }
+
+    /// Counts the bytes of unfinished messages against `budget`; a message larger than the
+    /// budget could ever hold is refused as soon as its length is read.
+    pub(crate) fn with_budget(mut self, budget: StreamBudget, max_message_size: usize) -> Self {
+        self.decoder = MessageDecoder::new(max_message_size.min(budget.largest_message()));
+        self.budget = Some(budget);
+        self
     }
 
     /// Ends the stream: `Some(err)` is yielded as its last item.
@@ -313,16 +328,32 @@ where
             if let DecodeState::Done = this.state {
                 return Poll::Ready(None);
             }
+            if let (Some(chunk), Some(budget)) = (this.waiting.take(), this.budget.as_mut()) {
+                match budget.poll_take(cx, chunk.len()) {
+                    Poll::Ready(Ok(())) => this.decoder.push(chunk),
+                    Poll::Ready(Err(err)) => return this.end(Err(err)),
+                    Poll::Pending => {
+                        this.waiting = Some(chunk);
+                        return Poll::Pending;
+                    }
+                }
+            }
             match this.decoder.next_message() {
-                Ok(Some(buf)) => match this.payload.message(buf) {
-                    Ok(message) => return Poll::Ready(Some(Ok(message))),
-                    Err(err) => return this.end(Err(err)),
-                },
+                Ok(Some(buf)) => {
+                    if let Some(budget) = this.budget.as_mut() {
+                        budget.give_back(wire::PREFIX_LEN + buf.remaining());
+                    }
+                    match this.payload.message(buf) {
+                        Ok(message) => return Poll::Ready(Some(Ok(message))),
+                        Err(err) => return this.end(Err(err)),
+                    }
+                }
                 Ok(None) => {}
                 Err(err) => return this.end(Err(err)),
             }
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if this.budget.is_some() => this.waiting = Some(data),
                     Ok(data) => this.decoder.push(data),
                     Err(frame) => {
                         let trailers = frame.into_trailers().ok();

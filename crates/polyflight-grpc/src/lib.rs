@@ -10,7 +10,9 @@
 //! [`client::Connector`]), so TLS and Unix sockets reuse them whole.
 
 mod body;
+mod budget;
 mod client;
+mod log;
 mod server;
 pub mod tls;
 mod wire;
@@ -21,6 +23,7 @@ use polyflight_core::{
     PeerInfo, Result, Scheme, TransportFactory,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use client::{connect_transport, Connector, GrpcClient};
@@ -47,8 +50,53 @@ pub struct GrpcSettings {
     pub max_frame_size: u32,
     /// How much a stream may buffer for sending before it waits.
     pub max_send_buffer: usize,
-    /// Largest header list accepted.
+    /// Largest header list accepted (bytes, as HTTP/2 counts them). The h2 library refuses a
+    /// header block in more CONTINUATION frames than this divided by `max_frame_size` (at least
+    /// 5, plus a quarter), whatever frame size the peer uses; with the 16 KiB frames most peers
+    /// send, a block of up to 96 KiB gets through. So the default advertises 64 KiB, which is
+    /// then accepted from every peer (gRPC implementations default to 8–16 KiB).
     pub max_header_list_size: u32,
+    /// Streams a client may have open at once on one connection (server; clients queue the
+    /// rest).
+    pub max_concurrent_streams: u32,
+    /// The server pings a connection this long after it last heard from it (HTTP/2 keepalive);
+    /// `None` sends no pings.
+    pub keepalive_interval: Option<Duration>,
+    /// A keepalive ping unanswered for this long closes the connection.
+    pub keepalive_timeout: Duration,
+    /// When the listener runs with `ListenOptions` (`for_server`), their connection limits.
+    pub connections: ConnectionLimits,
+    /// Bytes of unfinished request messages one connection may hold (server). A request stream
+    /// that would go over stops reading (HTTP/2 flow control then holds its client back) until
+    /// room frees up. A message must fit: the effective message limit is at most this.
+    pub connection_request_budget: usize,
+    /// The same for all the connections of one listener together.
+    pub listener_request_budget: usize,
+    /// How long a request stream waits for room in those budgets before its call is refused
+    /// with UNAVAILABLE.
+    pub request_budget_wait: Duration,
+}
+
+/// The connection limits of a gRPC listener (from `ListenOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// See `ListenOptions::handshake_timeout`.
+    pub handshake_timeout: Option<Duration>,
+    /// See `ListenOptions::idle_timeout`.
+    pub idle_timeout: Option<Duration>,
+    /// See `ListenOptions::max_connections`.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        let options = ListenOptions::default();
+        ConnectionLimits {
+            handshake_timeout: options.handshake_timeout,
+            idle_timeout: options.idle_timeout,
+            max_connections: options.max_connections,
+        }
+    }
 }
 
 impl Default for GrpcSettings {
@@ -60,7 +108,14 @@ impl Default for GrpcSettings {
             connection_window: 64 * 1024 * 1024,
             max_frame_size: 1024 * 1024,
             max_send_buffer: 8 * 1024 * 1024,
-            max_header_list_size: 1024 * 1024,
+            max_header_list_size: 64 * 1024,
+            max_concurrent_streams: 256,
+            keepalive_interval: Some(Duration::from_secs(60)),
+            keepalive_timeout: Duration::from_secs(20),
+            connections: ConnectionLimits::default(),
+            connection_request_budget: 256 << 20,
+            listener_request_budget: 1 << 30,
+            request_budget_wait: Duration::from_secs(30),
         }
     }
 }
@@ -87,6 +142,11 @@ impl GrpcSettings {
             .unwrap_or_default();
         settings.max_decoding_message_size = options.max_decoding_message_size;
         settings.max_encoding_message_size = options.max_encoding_message_size;
+        settings.connections = ConnectionLimits {
+            handshake_timeout: options.handshake_timeout,
+            idle_timeout: options.idle_timeout,
+            max_connections: options.max_connections,
+        };
         settings
     }
 }

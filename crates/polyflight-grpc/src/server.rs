@@ -4,22 +4,25 @@
 //! gRPC and Arrow C++ peers expect them.
 
 use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
+use crate::budget::{Pool, StreamBudget};
 use crate::wire;
 use crate::{GrpcSettings, SERVICE_PATH};
 use async_trait::async_trait;
 use futures::StreamExt;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use polyflight_core::{
     CallHandler, FlightError, FlightMethod, IncomingCall, Listener, Location, PeerInfo, Result,
 };
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 /// A byte stream a connection runs over (TCP, TLS, Unix socket …).
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -46,6 +49,10 @@ pub struct GrpcListener {
 
 /// Starts serving `handler` on the connections `acceptor` yields; `location` is what the
 /// listener reports (with the real port).
+///
+/// Each connection is watched: it is closed if it has not sent the HTTP/2 preface within the
+/// handshake timeout, and closed gracefully (GOAWAY) once it has had no call in progress for
+/// the idle timeout. Connections beyond the cap are closed as soon as they are accepted.
 pub fn serve(
     acceptor: impl Acceptor,
     location: Location,
@@ -56,33 +63,27 @@ pub fn serve(
     let settings = Arc::new(settings);
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let closing = CancellationToken::new();
+        let limits = settings.connections;
+        let listener_budget = Pool::new(settings.listener_request_budget);
         let grace = loop {
             tokio::select! {
                 grace = &mut stopped => break grace.unwrap_or(Duration::ZERO),
                 accepted = acceptor.accept() => match accepted {
                     Ok((io, peer)) => {
-                        let conn = http2_builder(&settings).serve_connection(
-                            TokioIo::new(io),
-                            hyper::service::service_fn({
-                                let handler = handler.clone();
-                                let settings = settings.clone();
-                                move |req| {
-                                    let handler = handler.clone();
-                                    let settings = settings.clone();
-                                    let peer = peer.clone();
-                                    async move {
-                                        Ok::<_, Infallible>(handle(req, handler, peer, &settings).await)
-                                    }
-                                }
-                            }),
-                        );
-                        let conn = graceful.watch(conn);
-                        connections.spawn(async move {
-                            if let Err(err) = conn.await {
-                                tracing::debug!(error = %err, "gRPC connection ended with an error");
-                            }
-                        });
+                        if limits.max_connections.is_some_and(|max| connections.len() >= max) {
+                            refused_connection(&peer, connections.len());
+                            drop(io);
+                            continue;
+                        }
+                        connections.spawn(serve_connection(
+                            io,
+                            peer,
+                            handler.clone(),
+                            settings.clone(),
+                            listener_budget.clone(),
+                            closing.clone(),
+                        ));
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "accepting a connection failed");
@@ -96,10 +97,9 @@ pub fn serve(
         // Stop accepting, ask every connection to finish (GOAWAY), wait up to the grace period,
         // then cut what is left.
         drop(acceptor);
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        closing.cancel();
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::debug!("grace period over; closing remaining connections");
         }
         connections.shutdown().await;
@@ -111,14 +111,251 @@ pub fn serve(
     }
 }
 
+/// Logs a connection refused at the cap (rate-limited).
+fn refused_connection(peer: &PeerInfo, open: usize) {
+    crate::log::limit_reached(
+        "max_connections",
+        format_args!("connection limit reached ({open} open): refusing {peer:?}"),
+    );
+}
+
+/// What a connection's watchdog knows: bytes read so far (for the handshake timeout) and the
+/// calls in progress (for the idle timeout).
+#[derive(Default)]
+struct Activity {
+    bytes_read: AtomicU64,
+    calls: AtomicUsize,
+    /// Told when a call ends, so the idle timer starts again.
+    changed: Notify,
+}
+
+/// How long an idle connection told to go away (GOAWAY, then a PING whose answer lets the server
+/// close cleanly) may take before it is cut.
+const IDLE_CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Bytes a client sends before its first HTTP/2 frame's payload: the 24-byte connection
+/// preface and a 9-byte frame header (its SETTINGS).
+const PREFACE_AND_FRAME_HEADER: u64 = 24 + 9;
+
+/// Serves one connection until it ends, the listener shuts down, or a timeout closes it.
+async fn serve_connection(
+    io: BoxedIo,
+    peer: PeerInfo,
+    handler: Arc<dyn CallHandler>,
+    settings: Arc<GrpcSettings>,
+    listener_budget: Pool,
+    closing: CancellationToken,
+) {
+    let activity = Arc::new(Activity::default());
+    let connection_budget = Pool::new(settings.connection_request_budget);
+    let io = Watched {
+        io,
+        activity: activity.clone(),
+    };
+    let service = hyper::service::service_fn({
+        let activity = activity.clone();
+        let settings = settings.clone();
+        let peer = peer.clone();
+        move |req| {
+            let handler = handler.clone();
+            let settings = settings.clone();
+            let peer = peer.clone();
+            let call = CallInProgress::start(activity.clone());
+            let budget = StreamBudget::new(
+                connection_budget.clone(),
+                listener_budget.clone(),
+                settings.request_budget_wait,
+            );
+            async move {
+                let response = handle(req, handler, peer, &settings, budget).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _call: call }))
+            }
+        }
+    });
+    let conn = http2_builder(&settings).serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let limits = settings.connections;
+    let mut shutting_down = false;
+    let handshake = async {
+        match limits.handshake_timeout {
+            Some(limit) => {
+                tokio::time::sleep(limit).await;
+                activity.bytes_read.load(Ordering::Relaxed) < PREFACE_AND_FRAME_HEADER
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let mut handshake = std::pin::pin!(handshake);
+    let mut handshake_done = false;
+    let give_up = tokio::time::sleep(Duration::MAX);
+    let mut give_up = std::pin::pin!(give_up);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(peer = ?peer, error = %err, "gRPC connection ended with an error");
+                }
+                return;
+            }
+            too_slow = &mut handshake, if !handshake_done => {
+                handshake_done = true;
+                if too_slow {
+                    tracing::debug!(peer = ?peer, "no HTTP/2 preface within the handshake timeout: closing");
+                    return;
+                }
+            }
+            () = idle(&activity, limits.idle_timeout), if !shutting_down => {
+                tracing::debug!(peer = ?peer, "connection idle: closing");
+                shutting_down = true;
+                conn.as_mut().graceful_shutdown();
+                give_up.as_mut().reset(tokio::time::Instant::now() + IDLE_CLOSE_LIMIT);
+            }
+            () = &mut give_up, if shutting_down => {
+                // the peer did not answer the GOAWAY's PING: cut the connection
+                return;
+            }
+            () = closing.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Resolves once the connection has had no call in progress for `timeout`.
+async fn idle(activity: &Activity, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        let changed = activity.changed.notified();
+        if activity.calls.load(Ordering::Acquire) == 0 {
+            if tokio::time::timeout(timeout, changed).await.is_err()
+                && activity.calls.load(Ordering::Acquire) == 0
+            {
+                return;
+            }
+        } else {
+            changed.await;
+        }
+    }
+}
+
+/// One call in progress on a connection, until its response body is done or dropped.
+struct CallInProgress(Arc<Activity>);
+
+impl CallInProgress {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.calls.fetch_add(1, Ordering::AcqRel);
+        activity.changed.notify_waiters();
+        CallInProgress(activity)
+    }
+}
+
+impl Drop for CallInProgress {
+    fn drop(&mut self) {
+        self.0.calls.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A response body that keeps its call counted as in progress.
+struct Tracked {
+    body: EncodeBody,
+    _call: CallInProgress,
+}
+
+impl http_body::Body for Tracked {
+    type Data = <EncodeBody as http_body::Body>::Data;
+    type Error = <EncodeBody as http_body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>>
+    {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection's byte stream, counting what it reads for the handshake timeout.
+struct Watched {
+    io: BoxedIo,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        if read > 0 {
+            self.activity.bytes_read.fetch_add(read, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 fn http2_builder(settings: &GrpcSettings) -> hyper::server::conn::http2::Builder<TokioExecutor> {
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
+        .timer(TokioTimer::new())
         .initial_stream_window_size(settings.stream_window)
         .initial_connection_window_size(settings.connection_window)
         .max_frame_size(settings.max_frame_size)
         .max_send_buf_size(settings.max_send_buffer)
-        .max_header_list_size(settings.max_header_list_size);
+        .max_header_list_size(settings.max_header_list_size)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout);
     builder
 }
 
@@ -180,10 +417,19 @@ async fn handle(
     handler: Arc<dyn CallHandler>,
     peer: PeerInfo,
     settings: &GrpcSettings,
+    budget: StreamBudget,
 ) -> Response<EncodeBody> {
     if !is_grpc_content_type(req.headers()) {
         // The gRPC spec: a request whose content-type does not begin with application/grpc is
         // answered 415, so an HTTP client never takes a gRPC error (status 200) for success.
+        crate::log::refused_input(
+            "content-type",
+            &peer,
+            format_args!(
+                "not a gRPC request (content-type {:?}): answered 415",
+                req.headers().get(http::header::CONTENT_TYPE)
+            ),
+        );
         let mut response = trailers_only(FlightError::invalid_argument(
             "not a gRPC request: content-type must be application/grpc",
         ));
@@ -191,6 +437,11 @@ async fn handle(
         return response;
     }
     let Some(method) = flight_method(req.uri().path()) else {
+        crate::log::refused_input(
+            "method",
+            &peer,
+            format_args!("unknown gRPC method {}", req.uri().path()),
+        );
         return trailers_only(FlightError::unimplemented(format!(
             "unknown gRPC method {}",
             req.uri().path()
@@ -214,6 +465,21 @@ async fn handle(
         Direction::Request,
         settings.max_decoding_message_size,
     )
+    .with_budget(budget, settings.max_decoding_message_size)
+    .inspect({
+        let peer = call.peer.clone();
+        move |item| {
+            if let Err(err) = item {
+                if err.code() != polyflight_core::FlightCode::Cancelled {
+                    crate::log::refused_input(
+                        "request",
+                        &peer,
+                        format_args!("{method}: request refused: {err}"),
+                    );
+                }
+            }
+        }
+    })
     .boxed();
     match handler.call(call, requests).await {
         Ok(response) => {

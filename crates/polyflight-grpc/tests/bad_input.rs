@@ -237,3 +237,122 @@ async fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(first.app_metadata.as_ref(), b"still here");
     server.shutdown().await.unwrap();
 }
+
+/// One piece of a request body fed by hand.
+type Chunk = std::result::Result<http_body::Frame<Bytes>, std::convert::Infallible>;
+/// Feeds a request body, chunk by chunk.
+type ChunkSender = tokio::sync::mpsc::Sender<Chunk>;
+/// A raw HTTP/2 connection whose request bodies are fed by hand.
+type StreamingSender = hyper::client::conn::http2::SendRequest<
+    http_body_util::StreamBody<tokio_stream::wrappers::ReceiverStream<Chunk>>,
+>;
+
+/// Starts a DoPut on `sender` whose body is fed through the returned channel; the response
+/// resolves to (grpc-status, grpc-message).
+fn streaming_put(
+    sender: &mut StreamingSender,
+    addr: &str,
+) -> (ChunkSender, tokio::task::JoinHandle<(u16, String)>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let request = http::Request::post(format!(
+        "http://{addr}/arrow.flight.protocol.FlightService/DoPut"
+    ))
+    .header("te", "trailers")
+    .header("content-type", "application/grpc")
+    .body(body)
+    .unwrap();
+    let response = sender.send_request(request);
+    let answer = tokio::spawn(async move {
+        let response = response.await.unwrap();
+        let (parts, body) = response.into_parts();
+        let mut status = status_from_headers(&parts.headers);
+        let collected = body.collect().await.unwrap();
+        if let Some(trailers) = collected.trailers() {
+            status = status.or_else(|| status_from_headers(trailers));
+        }
+        match status.expect("a grpc-status") {
+            Ok(()) => (0, String::new()),
+            Err(err) => (to_grpc_code(err.code()), err.message().to_string()),
+        }
+    });
+    (tx, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_messages_are_bounded_by_the_request_budget() {
+    use polyflight_core::transport::ListenOptions;
+    // a connection may hold 4 MiB of unfinished messages; a stream waits 300 ms for room
+    let mut options = ListenOptions::default();
+    options.extensions.insert(polyflight_grpc::GrpcSettings {
+        connection_request_budget: 4 << 20,
+        request_budget_wait: std::time::Duration::from_millis(300),
+        ..Default::default()
+    });
+    let registry = Registry::new().with(GrpcTransport);
+    let server = ServerBuilder::new(Sink, registry.clone())
+        .listen_with("grpc://127.0.0.1:0", options)
+        .start()
+        .await
+        .unwrap();
+    let addr = server.location().authority().unwrap().to_string();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+
+    let send = |tx: ChunkSender, bytes: Vec<u8>| async move {
+        tx.send(Ok(http_body::Frame::data(Bytes::from(bytes))))
+            .await
+            .is_ok()
+    };
+    let declare = |len: u32| {
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&len.to_be_bytes());
+        prefix
+    };
+    // A declares a message of 3 MiB and sends all but its last byte: it holds ~3 MiB
+    let (a, a_answer) = streaming_put(&mut sender, &addr);
+    assert!(send(a.clone(), declare(3 << 20)).await);
+    for size in [1 << 20, 1 << 20, (1 << 20) - 1] {
+        assert!(send(a.clone(), vec![0u8; size]).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // B's 3 MiB message does not fit next to it: B waits, then is refused UNAVAILABLE
+    let (b, b_answer) = streaming_put(&mut sender, &addr);
+    assert!(send(b.clone(), declare(3 << 20)).await);
+    for _ in 0..3 {
+        if !send(b.clone(), vec![0u8; 1 << 20]).await {
+            break;
+        }
+    }
+    let (code, message) = b_answer.await.unwrap();
+    assert_eq!(code, to_grpc_code(FlightCode::Unavailable), "{message}");
+    assert!(message.contains("memory budget"), "{message}");
+    // a message larger than the connection may ever hold is refused at once
+    let (c, c_answer) = streaming_put(&mut sender, &addr);
+    assert!(send(c.clone(), declare(5 << 20)).await);
+    drop(c);
+    let (code, message) = c_answer.await.unwrap();
+    assert_eq!(code, to_grpc_code(FlightCode::InvalidArgument), "{message}");
+    assert!(message.contains("exceeds"), "{message}");
+    // A was never refused; it ends with an error of its own (garbage FlightData), not the budget's
+    drop(a);
+    let (code, message) = a_answer.await.unwrap();
+    assert!(!message.contains("memory budget"), "{code}: {message}");
+    // and the server keeps serving
+    let client = FlightClient::connect_with(registry, server.location().uri())
+        .await
+        .unwrap();
+    let got: Vec<_> = client
+        .do_get_data(Ticket::new(Bytes::from_static(b"ok")))
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await;
+    assert_eq!(got.len(), 1);
+    server.shutdown().await.unwrap();
+}

@@ -26,14 +26,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::FrameConn;
 use crate::options::UcxOptions;
 use crate::sequence::{ClientCall, ClientEvent};
-use crate::thread::run_worker_thread;
-use crate::ucp::{Context, Worker};
+use crate::thread::{run_worker_thread, WorkerThread};
+use crate::ucp::{Context, ErrorHandling, Worker};
 
 /// Call events buffered between a connection thread and the application.
 const RESPONSE_BUFFER: usize = 8;
@@ -41,6 +41,8 @@ const RESPONSE_BUFFER: usize = 8;
 const REQUEST_BUFFER: usize = 4;
 /// How long closing a connection may wait for the peer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long dropping a client waits, at most, for its idle connections to say Disconnect.
+const DROP_DISCONNECT_WAIT: Duration = Duration::from_millis(250);
 
 /// What the application's request stream hands the connection thread.
 enum Outgoing {
@@ -62,6 +64,7 @@ struct CallJob {
 /// A connection thread, seen from the application.
 struct Connection {
     jobs: mpsc::Sender<CallJob>,
+    thread: WorkerThread<()>,
 }
 
 /// A Flight client over UCX to one server address.
@@ -126,17 +129,20 @@ impl UcxClient {
     fn open(&self, ready: Option<oneshot::Sender<Result<()>>>) -> Result<Connection> {
         let (jobs_tx, jobs_rx) = mpsc::channel::<CallJob>(1);
         let addr = self.addr;
+        let errors = self.options.error_handling;
         let name = format!("ucx-client-{addr}");
         let thread = run_worker_thread(
             name,
             self.context.clone(),
             self.options.progress,
-            move |worker| connection_main(worker, addr, jobs_rx, ready),
+            move |worker| connection_main(worker, addr, errors, jobs_rx, ready),
         )
         .map_err(|e| FlightError::internal(format!("starting a UCX connection thread: {e}")))?;
         // the thread ends by itself when its job channel closes or its connection breaks
-        drop(thread);
-        Ok(Connection { jobs: jobs_tx })
+        Ok(Connection {
+            jobs: jobs_tx,
+            thread,
+        })
     }
 
     fn take_connection(&self) -> Result<Connection> {
@@ -146,6 +152,29 @@ impl UcxClient {
                 Some(connection) if !connection.jobs.is_closed() => return Ok(connection),
                 Some(_) => continue,
                 None => return self.open(None),
+            }
+        }
+    }
+}
+
+impl Drop for UcxClient {
+    /// Closes the idle connections and waits briefly for their Disconnect frames to go out: a
+    /// process that exits right after dropping its client would otherwise vanish without one,
+    /// and an Arrow C++ server's connection thread keeps polling a connection that said nothing.
+    fn drop(&mut self) {
+        let idle = match self.idle.lock() {
+            Ok(mut idle) => std::mem::take(&mut *idle),
+            Err(_) => return,
+        };
+        let threads: Vec<WorkerThread<()>> = idle
+            .into_iter()
+            .map(|connection| connection.thread)
+            .collect();
+        let deadline = Instant::now() + DROP_DISCONNECT_WAIT;
+        for thread in &threads {
+            if !thread.wait_until(deadline) {
+                tracing::debug!("a UCX connection was still closing when its client was dropped");
+                break;
             }
         }
     }
@@ -297,10 +326,11 @@ impl Stream for IncomingStream {
 async fn connection_main(
     worker: Rc<Worker>,
     addr: SocketAddr,
+    errors: ErrorHandling,
     mut jobs: mpsc::Receiver<CallJob>,
     ready: Option<oneshot::Sender<Result<()>>>,
 ) {
-    let conn = match FrameConn::connect(&worker, addr) {
+    let conn = match FrameConn::connect(&worker, addr, errors) {
         Ok(conn) => conn,
         Err(error) => {
             if let Some(ready) = ready {

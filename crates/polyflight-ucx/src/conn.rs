@@ -20,7 +20,7 @@ use std::time::Duration;
 use polyflight_core::{FlightError, Result};
 
 use crate::frame::{wire_segments, Frame, FrameHeader, FrameType, Reorder, AM_ID};
-use crate::ucp::{AmData, AmMessage, AmStream, Endpoint, Worker};
+use crate::ucp::{AmData, AmMessage, AmStream, Endpoint, ErrorHandling, Worker};
 
 /// How far ahead of the next expected counter a frame may be (frames held for reordering).
 pub const REORDER_WINDOW: u32 = 1024;
@@ -55,8 +55,12 @@ impl FrameConn {
     }
 
     /// Connects to `addr` on `worker`.
-    pub fn connect(worker: &Rc<Worker>, addr: SocketAddr) -> Result<FrameConn> {
-        Self::new(Endpoint::connect(worker, addr)?)
+    pub fn connect(
+        worker: &Rc<Worker>,
+        addr: SocketAddr,
+        errors: ErrorHandling,
+    ) -> Result<FrameConn> {
+        Self::new(Endpoint::connect(worker, addr, errors)?)
     }
 
     /// The underlying endpoint.

@@ -2,9 +2,9 @@
 //!
 //! The wire is the one Arrow C++ 8–19 shipped as its `ucx:` transport (see `spec/ucx-wire.md`),
 //! extended compatibly to every Flight RPC, call headers, timeouts and cancellation. The public
-//! face is [`UcxTransport`] (register it with a `Registry`), [`UcxOptions`] and
-//! [`ProgressMode`]; everything else is internal. Read it bottom up — each layer uses only those
-//! below it:
+//! face is [`UcxTransport`] (register it with a `Registry`), [`UcxOptions`], [`ProgressMode`]
+//! and [`ErrorHandling`]; everything else is internal. Read it bottom up — each layer uses only
+//! those below it:
 //!
 //! 1. `ucp`: our small async layer over the UCX C API (`ucx1-sys` types, library loaded at run
 //!    time): context, single-threaded workers, listener, endpoints, active message send
@@ -42,4 +42,4 @@ mod wire;
 
 pub use options::UcxOptions;
 pub use transport::UcxTransport;
-pub use ucp::ProgressMode;
+pub use ucp::{ErrorHandling, ProgressMode};

@@ -1,6 +1,6 @@
 //! The settings of the UCX transport.
 
-use crate::ucp::ProgressMode;
+use crate::ucp::{ErrorHandling, ProgressMode};
 
 /// Settings of the UCX transport for one client or listener.
 ///
@@ -26,6 +26,10 @@ pub struct UcxOptions {
     /// connection per concurrent call; calls beyond this many idle connections close theirs when
     /// they end.
     pub max_idle_connections: usize,
+    /// The error handling mode of a client's endpoints (default: from
+    /// `POLYFLIGHT_UCX_ERROR_HANDLING`, else peer). A server's endpoints always take the mode of
+    /// the client that connects; this setting does nothing there.
+    pub error_handling: ErrorHandling,
 }
 
 impl Default for UcxOptions {
@@ -33,6 +37,7 @@ impl Default for UcxOptions {
         UcxOptions {
             progress: ProgressMode::from_env(),
             max_idle_connections: 3,
+            error_handling: ErrorHandling::from_env(),
         }
     }
 }

@@ -27,7 +27,9 @@
 
 use bytes::Bytes;
 use polyflight_core::proto::PutResult;
-use polyflight_core::{CallMetadata, FlightError, FlightMethod, Headers, Message, Result};
+use polyflight_core::{
+    CallMetadata, FlightCode, FlightError, FlightMethod, Headers, Message, Result,
+};
 use prost::Message as _;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -197,7 +199,7 @@ pub struct ClientCall {
     responses_received: usize,
     /// The request stream failed with this error; it is the call's outcome.
     aborted: Option<FlightError>,
-    /// A send on the connection failed.
+    /// A send on the connection failed, or the server may not have read all our frames.
     broken: bool,
     transmits: VecDeque<OutFrame>,
     events: VecDeque<ClientEvent>,
@@ -397,6 +399,12 @@ impl ClientCall {
 
     fn finish(&mut self, result: Result<()>, trailers: Headers) {
         self.phase = ClientPhase::Finished;
+        if matches!(&result, Err(e) if e.code() == FlightCode::Unimplemented) {
+            // An Arrow C++ server answers a method it does not know (every extension method)
+            // from the start frame alone and then reads our request frames as new calls: its
+            // answers to those would be taken for the next call's. Do not reuse the connection.
+            self.broken = true;
+        }
         self.requests_open = false;
         if self.method.client_streaming() {
             // the server may have answered while we were still writing: end the writes, so its
@@ -800,5 +808,7 @@ impl ServerCall {
     }
 }
 
+#[cfg(test)]
+mod arrow_cpp;
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,17 @@ const REQUEST_BUFFER: usize = 4;
 /// How long closing a connection may wait for the peer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The connection limits of a listener (from `ListenOptions`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// A connection that sends no frame this long after it was accepted is closed.
+    pub handshake_timeout: Option<Duration>,
+    /// A connection with no call for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Connection requests beyond this many live connections are rejected.
+    pub max_connections: Option<usize>,
+}
+
 /// A UCX listener serving a call handler.
 pub(crate) struct UcxListener {
     location: Location,
@@ -57,6 +68,7 @@ impl UcxListener {
         context: Arc<Context>,
         handler: Arc<dyn CallHandler>,
         options: UcxOptions,
+        limits: Limits,
         runtime: Handle,
     ) -> Result<UcxListener> {
         let (bound_tx, bound_rx) = oneshot::channel();
@@ -76,7 +88,10 @@ impl UcxListener {
                     }
                 };
                 let _ = bound_tx.send(Ok(listener.local_addr()));
-                accept_loop(listener, context, handler, options, runtime, stop_rx).await;
+                accept_loop(
+                    listener, context, handler, options, limits, runtime, stop_rx,
+                )
+                .await;
             },
         )
         .map_err(|e| FlightError::internal(format!("starting the UCX listener thread: {e}")))?;
@@ -125,15 +140,31 @@ async fn accept_loop(
     context: Arc<Context>,
     handler: Arc<dyn CallHandler>,
     options: UcxOptions,
+    limits: Limits,
     runtime: Handle,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
     let mut connections: Vec<WorkerThread<()>> = Vec::new();
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             request = listener.accept() => {
                 connections.retain(|c| !c.is_finished());
-                match spawn_connection(request, &context, &handler, &options, &runtime, stop.clone()) {
+                if limits.max_connections.is_some_and(|max| connections.len() >= max) {
+                    // rejected before any worker or thread is spent on it
+                    let now = std::time::Instant::now();
+                    if last_refusal_logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                        last_refusal_logged = Some(now);
+                        tracing::warn!(
+                            peer = ?request.remote_addr(),
+                            open = connections.len(),
+                            "UCX connection limit reached: rejecting connections"
+                        );
+                    }
+                    listener.reject(request);
+                    continue;
+                }
+                match spawn_connection(request, &context, &handler, &options, limits, &runtime, stop.clone()) {
                     Ok(thread) => connections.push(thread),
                     Err(error) => tracing::warn!(%error, "cannot serve a UCX connection"),
                 }
@@ -160,6 +191,7 @@ fn spawn_connection(
     context: &Arc<Context>,
     handler: &Arc<dyn CallHandler>,
     options: &UcxOptions,
+    limits: Limits,
     runtime: &Handle,
     stop: watch::Receiver<Option<Duration>>,
 ) -> std::io::Result<WorkerThread<()>> {
@@ -189,6 +221,7 @@ fn spawn_connection(
                 handler,
                 runtime,
                 peer,
+                limits,
             };
             server.serve(stop).await;
             server.conn.close(CLOSE_TIMEOUT).await;
@@ -209,15 +242,29 @@ struct ConnectionServer {
     handler: Arc<dyn CallHandler>,
     runtime: Handle,
     peer: String,
+    limits: Limits,
 }
 
 impl ConnectionServer {
     async fn serve(&self, mut stop: watch::Receiver<Option<Duration>>) {
+        // until its first frame, a connection has the handshake timeout; between calls, the idle one
+        let mut wait = self.limits.handshake_timeout;
         loop {
+            let expired = async {
+                match wait {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
             let frame = tokio::select! {
                 frame = self.conn.recv() => frame,
                 _ = stop.changed() => return,
+                () = expired => {
+                    tracing::debug!(peer = %self.peer, "UCX connection silent or idle for too long; closing");
+                    return;
+                }
             };
+            wait = self.limits.idle_timeout;
             let frame = match frame {
                 Ok(frame) => frame,
                 Err(error) => {

@@ -18,6 +18,8 @@ pub(crate) struct WorkerThread<R> {
     handle: JoinHandle<Result<R>>,
     /// Closed when the thread is done, after its worker was destroyed.
     done: tokio::sync::oneshot::Receiver<()>,
+    /// The same, for waiting outside async code.
+    done_blocking: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl<R> WorkerThread<R> {
@@ -38,6 +40,20 @@ impl<R> WorkerThread<R> {
     /// True once the thread has finished.
     pub(crate) fn is_finished(&self) -> bool {
         self.handle.is_finished()
+    }
+
+    /// Waits (blocking) until the thread has finished or `deadline` has passed; true if it
+    /// finished.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> bool {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let closed = match self.done_blocking.lock() {
+            Ok(done) => matches!(
+                done.recv_timeout(left),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+            ),
+            Err(_) => false,
+        };
+        closed || self.is_finished()
     }
 }
 
@@ -61,14 +77,20 @@ where
     R: Send + 'static,
 {
     let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+    let (done_blocking_tx, done_blocking) = std::sync::mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             let output = run_worker(context, mode, f);
             drop(done_tx);
+            drop(done_blocking_tx);
             output
         })?;
-    Ok(WorkerThread { handle, done })
+    Ok(WorkerThread {
+        handle,
+        done,
+        done_blocking: std::sync::Mutex::new(done_blocking),
+    })
 }
 
 fn run_worker<F, Fut, R>(context: Arc<Context>, mode: ProgressMode, f: F) -> Result<R>

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::client::UcxClient;
 use crate::options::UcxOptions;
-use crate::server::UcxListener;
+use crate::server::{Limits, UcxListener};
 use crate::ucp::Context;
 
 /// The `ucx:` transport: Flight over UCX, on the wire of Arrow C++ 8–19's `ucx:` transport.
@@ -124,6 +124,11 @@ impl TransportFactory for UcxTransport {
             shared_context()?,
             handler,
             ucx,
+            Limits {
+                handshake_timeout: options.handshake_timeout,
+                idle_timeout: options.idle_timeout,
+                max_connections: options.max_connections,
+            },
             tokio::runtime::Handle::current(),
         )
         .await?;

@@ -16,7 +16,9 @@ use std::time::Duration;
 use super::FrameConn;
 use crate::frame::{FrameType, OutFrame};
 use crate::thread::{run_worker_thread, WorkerThread};
-use crate::ucp::{held_descriptors, ConnectionRequest, Context, Endpoint, Listener, ProgressMode};
+use crate::ucp::{
+    held_descriptors, ConnectionRequest, Context, Endpoint, ErrorHandling, Listener, ProgressMode,
+};
 
 /// Serialises the tests: the descriptor count is process-wide.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -142,7 +144,7 @@ where
 {
     let (done_tx, done_rx) = mpsc::channel();
     let client = run_worker_thread("test-client", context, mode, move |worker| async move {
-        let conn = FrameConn::connect(&worker, addr).unwrap();
+        let conn = FrameConn::connect(&worker, addr, ErrorHandling::Peer).unwrap();
         f(conn).await;
         let _ = done_tx.send(());
     })

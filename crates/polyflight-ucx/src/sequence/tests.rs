@@ -413,6 +413,22 @@ fn error_before_any_response() {
 }
 
 #[test]
+fn unimplemented_retires_the_connection() {
+    // An Arrow C++ server answers an extension method from its start frame and then takes the
+    // request frame that follows for the start of a new call: that connection is out of step.
+    for method in [FlightMethod::ListFlights, FlightMethod::GetFlightInfo] {
+        let mut call = client(method);
+        call.send_request(proto(b"d"));
+        call.requests_done();
+        transmits_of_client(&mut call);
+        call.handle_frame(status(Err(FlightError::unimplemented(method.as_str()))));
+        let events = events_of_client(&mut call);
+        assert_eq!(end_event(&events).0, FlightCode::Unimplemented, "{method}");
+        assert!(call.is_over() && !call.reusable(), "{method}");
+    }
+}
+
+#[test]
 fn do_put_results_arrive_as_raw_app_metadata() {
     let mut call = client(FlightMethod::DoPut);
     call.handle_frame(buffer(b"\x01raw"));

@@ -1,10 +1,12 @@
 //! UCP endpoints: connections to a peer, created from a socket address (client) or from a
-//! listener's connection request (server), with peer error handling.
+//! listener's connection request (server).
 //!
-//! Every endpoint is created with `UCP_ERR_HANDLING_MODE_PEER` and an error callback. When the
-//! callback fires the endpoint is marked failed: UCX completes its pending requests with an error,
-//! later sends fail at once with UNAVAILABLE, and [`Endpoint::failed`] resolves, so nothing waits
-//! forever on a dead peer.
+//! A client endpoint is created with the [`ErrorHandling`] mode it is given (peer error handling
+//! by default); an accepted endpoint takes whatever mode its client chose, because UCX refuses a
+//! connection whose two sides ask for different modes ("error handling level mismatch") and Arrow
+//! C++ clients ask for none. Every endpoint has an error callback. When it fires the endpoint is
+//! marked failed: UCX completes its pending requests with an error, later sends fail at once with
+//! UNAVAILABLE, and [`Endpoint::failed`] resolves, so nothing waits forever on a dead peer.
 
 use bytes::Bytes;
 use std::cell::Cell;
@@ -31,6 +33,36 @@ type Result<T, E = UcsError> = std::result::Result<T, E>;
 
 /// How long dropping an open endpoint progresses the worker to let a forced close finish.
 const DROP_CLOSE_BUDGET: Duration = Duration::from_millis(500);
+
+/// The UCX error handling mode of a client's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorHandling {
+    /// `UCP_ERR_HANDLING_MODE_PEER` (default): a peer that vanishes fails the connection's calls at
+    /// once instead of leaving them to a timeout. UCX 1.12 then uses shared memory only where
+    /// error handling is claimed for it (polyflight claims it; see docs/ucx.md).
+    #[default]
+    Peer,
+    /// `UCP_ERR_HANDLING_MODE_NONE`, the mode of Arrow C++'s endpoints: against an Arrow C++ server
+    /// this keeps shared memory in play, at the price of noticing a dead peer only by timeouts.
+    None,
+}
+
+impl ErrorHandling {
+    /// Reads `POLYFLIGHT_UCX_ERROR_HANDLING` (`peer` or `none`); anything else gives the default.
+    pub fn from_env() -> ErrorHandling {
+        match std::env::var("POLYFLIGHT_UCX_ERROR_HANDLING").as_deref() {
+            Ok("none") => ErrorHandling::None,
+            _ => ErrorHandling::Peer,
+        }
+    }
+
+    fn mode(self) -> ucp_err_handling_mode_t {
+        match self {
+            ErrorHandling::Peer => ucp_err_handling_mode_t::UCP_ERR_HANDLING_MODE_PEER,
+            ErrorHandling::None => ucp_err_handling_mode_t::UCP_ERR_HANDLING_MODE_NONE,
+        }
+    }
+}
 
 /// State the UCX error callback writes; its `arg` holds one strong reference.
 struct EpState {
@@ -75,19 +107,25 @@ impl Endpoint {
     /// Connects to a listener at `addr` (client-server mode). Returns at once; connection
     /// establishment continues in the background, and a failure to connect shows up as the
     /// endpoint failing (use [`Endpoint::flush`] to wait for it).
-    pub fn connect(worker: &Rc<Worker>, addr: SocketAddr) -> Result<Endpoint> {
+    pub fn connect(
+        worker: &Rc<Worker>,
+        addr: SocketAddr,
+        errors: ErrorHandling,
+    ) -> Result<Endpoint> {
         let raw = RawSockAddr::new(addr);
         Self::create(worker, Some(addr), |params| {
             params.field_mask |= (ucp_ep_params_field::UCP_EP_PARAM_FIELD_FLAGS
-                | ucp_ep_params_field::UCP_EP_PARAM_FIELD_SOCK_ADDR)
+                | ucp_ep_params_field::UCP_EP_PARAM_FIELD_SOCK_ADDR
+                | ucp_ep_params_field::UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE)
                 .0 as u64;
+            params.err_mode = errors.mode();
             params.flags = ucp_ep_params_flags_field::UCP_EP_PARAMS_FLAGS_CLIENT_SERVER.0;
             params.sockaddr = raw.as_ucs();
         })
     }
 
     /// Accepts a connection request on `worker` (which may belong to another thread than the
-    /// listener's).
+    /// listener's). The endpoint's error handling mode is left to UCX, which takes the client's.
     pub fn accept(worker: &Rc<Worker>, request: ConnectionRequest) -> Result<Endpoint> {
         let peer = request.remote_addr();
         let raw = request.into_raw();
@@ -109,10 +147,7 @@ impl Endpoint {
         let error_arg = Rc::into_raw(state.clone());
         // SAFETY: ucp_ep_params_t is a plain C struct; all-zero is valid (error mode 0 is NONE).
         let mut params: ucp_ep_params_t = unsafe { std::mem::zeroed() };
-        params.field_mask = (ucp_ep_params_field::UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE
-            | ucp_ep_params_field::UCP_EP_PARAM_FIELD_ERR_HANDLER)
-            .0 as u64;
-        params.err_mode = ucp_err_handling_mode_t::UCP_ERR_HANDLING_MODE_PEER;
+        params.field_mask = ucp_ep_params_field::UCP_EP_PARAM_FIELD_ERR_HANDLER.0 as u64;
         params.err_handler.cb = Some(error_callback);
         params.err_handler.arg = error_arg as *mut c_void;
         fill(&mut params);

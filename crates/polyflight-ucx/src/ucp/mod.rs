@@ -33,6 +33,7 @@ pub(crate) use am::held_descriptors;
 pub(crate) use am::{AmData, AmMessage, AmStream};
 pub(crate) use context::Context;
 pub(crate) use endpoint::Endpoint;
+pub use endpoint::ErrorHandling;
 pub(crate) use listener::{ConnectionRequest, Listener};
 pub use worker::ProgressMode;
 pub(crate) use worker::Worker;

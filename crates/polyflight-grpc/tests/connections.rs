@@ -1,0 +1,327 @@
+//! Connection hygiene of the gRPC server, tried with raw TCP and hand-written HTTP/2 frames:
+//! silent and slow connections are closed by the handshake timeout, idle ones by the idle
+//! timeout (and clients reconnect), connections over the cap are refused at once, and the
+//! advertised header list size is the one enforced, at any frame size.
+
+use futures::StreamExt;
+use polyflight_core::transport::ListenOptions;
+use polyflight_core::{
+    CallContext, FlightClient, FlightService, FlightStream, Registry, Result, Server, ServerBuilder,
+};
+use polyflight_grpc::GrpcTransport;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Echo;
+
+#[polyflight_core::async_trait]
+impl FlightService for Echo {
+    async fn list_actions(
+        &self,
+        _ctx: CallContext,
+    ) -> Result<FlightStream<polyflight_core::proto::ActionType>> {
+        Ok(futures::stream::empty().boxed())
+    }
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+const ACK: u8 = 1;
+
+/// An HPACK integer with an `n`-bit prefix.
+fn hpack_int(first: u8, n: u32, mut value: usize, out: &mut Vec<u8>) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(first | value as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128 + 128) as u8);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
+/// A header block of literals without indexing (no Huffman).
+fn header_block(headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        out.push(0);
+        hpack_int(0, 7, name.len(), &mut out);
+        out.extend_from_slice(name.as_bytes());
+        hpack_int(0, 7, value.len(), &mut out);
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+async fn start(options: ListenOptions) -> (Server, String) {
+    let server = ServerBuilder::new(Echo, Registry::new().with(GrpcTransport))
+        .listen_with("grpc://127.0.0.1:0", options)
+        .start()
+        .await
+        .unwrap();
+    let addr = server.location().authority().unwrap().to_string();
+    (server, addr)
+}
+
+/// Reads until the peer closes; returns everything read, or `None` if it stays open for `limit`.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    read_until_closed_answering(stream, limit, false).await
+}
+
+/// Like [`read_until_closed`], answering the server's PINGs as a live client does (a graceful
+/// GOAWAY waits for one).
+async fn answer_pings_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    read_until_closed_answering(stream, limit, true).await
+}
+
+/// One HTTP/2 frame read back: type, flags, stream id and payload.
+struct Frame<'a> {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: &'a [u8],
+}
+
+/// The complete frames at the start of `bytes`, and how many bytes they take.
+fn parse_frames(bytes: &[u8]) -> (Vec<Frame<'_>>, usize) {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while bytes.len() >= at + 9 {
+        let head = &bytes[at..];
+        let len = (head[0] as usize) << 16 | (head[1] as usize) << 8 | head[2] as usize;
+        if head.len() < 9 + len {
+            break;
+        }
+        frames.push(Frame {
+            kind: head[3],
+            flags: head[4],
+            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+            payload: &head[9..9 + len],
+        });
+        at += 9 + len;
+    }
+    (frames, at)
+}
+
+async fn read_until_closed_answering(
+    stream: &mut TcpStream,
+    limit: Duration,
+    answer_pings: bool,
+) -> Option<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut parsed = 0;
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(all),
+            Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+        }
+        let (frames, used) = parse_frames(&all[parsed..]);
+        let acks: Vec<Vec<u8>> = frames
+            .iter()
+            .filter(|f| answer_pings && f.kind == PING && f.flags & ACK == 0)
+            .map(|f| frame(PING, ACK, 0, f.payload))
+            .collect();
+        parsed += used;
+        for ack in acks {
+            let _ = stream.write_all(&ack).await;
+        }
+    }
+}
+
+/// The types of the complete frames in a byte stream from the server.
+fn frame_types(bytes: &[u8]) -> Vec<u8> {
+    parse_frames(bytes).0.iter().map(|f| f.kind).collect()
+}
+
+async fn connect(addr: &str) -> FlightClient {
+    FlightClient::connect_with(
+        Registry::new().with(GrpcTransport),
+        &format!("grpc://{addr}"),
+    )
+    .await
+    .unwrap()
+}
+
+async fn call_works(addr: &str) {
+    connect(addr).await.list_actions().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_slow_connections_are_closed_by_the_handshake_timeout() {
+    let (server, addr) = start(ListenOptions {
+        handshake_timeout: Some(Duration::from_millis(300)),
+        ..ListenOptions::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(&PREFACE[..10]).await.unwrap();
+    let started = Instant::now();
+    assert!(read_until_closed(&mut silent, Duration::from_secs(3))
+        .await
+        .is_some());
+    assert!(read_until_closed(&mut slow, Duration::from_secs(3))
+        .await
+        .is_some());
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // a real client is served meanwhile and after, and stays connected past the timeout
+    call_works(&addr).await;
+    let client = connect(&addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.list_actions().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_get_goaway_and_clients_reconnect() {
+    let (server, addr) = start(ListenOptions {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..ListenOptions::default()
+    })
+    .await;
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(PREFACE).await.unwrap();
+    idle.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    let bytes = answer_pings_until_closed(&mut idle, Duration::from_secs(3))
+        .await
+        .expect("the idle connection is closed");
+    assert!(
+        frame_types(&bytes).contains(&GOAWAY),
+        "GOAWAY before closing"
+    );
+
+    let client = connect(&addr).await;
+    client.list_actions().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // the server closed that connection meanwhile; the client opens a new one
+    client.list_actions().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_refused_at_once() {
+    let (server, addr) = start(ListenOptions {
+        max_connections: Some(2),
+        ..ListenOptions::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(PREFACE).await.unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    let closed = read_until_closed(&mut third, Duration::from_secs(2))
+        .await
+        .expect("closed at once");
+    assert!(closed.is_empty(), "refused without a byte of HTTP/2");
+    // once the held connections go, there is room again
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    call_works(&addr).await;
+    server.shutdown().await.unwrap();
+}
+
+/// Sends a ListActions request whose header block (with a large custom header) is split into
+/// CONTINUATION frames of `frame_size` bytes; returns what the server sent back.
+async fn headers_in_frames(addr: &str, padding: usize, frame_size: usize) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    let big = "x".repeat(padding);
+    let block = header_block(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/arrow.flight.protocol.FlightService/ListActions"),
+        (":authority", addr),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        ("x-padding", &big),
+    ]);
+    let chunks: Vec<&[u8]> = block.chunks(frame_size).collect();
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        let (kind, flags) = if i == 0 {
+            (HEADERS, 0)
+        } else {
+            (CONTINUATION, 0)
+        };
+        out.extend(frame(
+            kind,
+            flags | if last { END_HEADERS } else { 0 },
+            1,
+            chunk,
+        ));
+    }
+    // the request message: an Empty, then the end of the stream
+    out.extend(frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 0]));
+    stream.write_all(&out).await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                response.extend_from_slice(&buf[..n]);
+                // a HEADERS frame ending stream 1 is the end of the answer
+                if response_ended(&response) {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    response
+}
+
+fn response_ended(bytes: &[u8]) -> bool {
+    parse_frames(bytes).0.iter().any(|f| {
+        (f.kind == HEADERS && f.stream == 1 && f.flags & END_STREAM != 0) || f.kind == GOAWAY
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_advertised_header_list_size_is_accepted_at_any_frame_size() {
+    let (server, addr) = start(ListenOptions::default()).await;
+    let advertised = polyflight_grpc::GrpcSettings::default().max_header_list_size as usize;
+    // just under the advertised list size (HTTP/2 counts 32 bytes per header on top), sent in
+    // the smallest frames HTTP/2 allows peers to use by default
+    let padding = advertised - 7 * 32 - 200;
+    let answer = headers_in_frames(&addr, padding, 16 * 1024).await;
+    let types = frame_types(&answer);
+    assert!(!types.contains(&GOAWAY), "refused: {types:?}");
+    assert!(types.contains(&HEADERS), "answered: {types:?}");
+    // and a list well over it is refused without taking the server down
+    let refused = frame_types(&headers_in_frames(&addr, 4 * advertised, 16 * 1024).await);
+    assert!(refused.contains(&GOAWAY), "{refused:?}");
+    call_works(&addr).await;
+    server.shutdown().await.unwrap();
+}
