@@ -11,6 +11,7 @@ mod middleware;
 mod ordered;
 mod poll_flight_info;
 mod reuse_connection;
+mod session_options;
 
 use crate::failure::{ArrowContext, CallContext as _, Outcome};
 use crate::peer::{Connector, ListenSpec};
@@ -106,6 +107,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(expiration_time::ExpirationTime::CancelFlightInfo),
         Box::new(expiration_time::ExpirationTime::RenewFlightEndpoint),
         Box::new(reuse_connection::ReuseConnection),
+        Box::new(session_options::SessionOptions),
         Box::new(poll_flight_info::PollFlightInfo),
         Box::new(app_metadata_flight_info_endpoint::AppMetadataFlightInfoEndpoint),
         Box::new(do_exchange_echo::DoExchangeEcho),
