@@ -6,6 +6,9 @@
 //! - `cargo xtask test`     everything CI runs: format, lint, codegen check, the whole test suite
 //! - `cargo xtask ci`       the same as `test`
 //! - `cargo xtask bench`    the transport benchmark, quick preset (extra args go to `polyflight bench`)
+//! - `cargo xtask integration [TRANSPORTS]`  Arrow's Flight integration scenarios and JSON data
+//!   sets, our server × our client, over grpc, grpc+tls, grpc+unix and ucx (or the comma-separated
+//!   TRANSPORTS), printed as a table
 
 mod codegen;
 mod deps;
@@ -26,11 +29,14 @@ fn main() -> Result<()> {
         "codegen" => codegen::run(rest.iter().any(|a| a == "--check")),
         "test" | "ci" => test(rest),
         "bench" => bench(rest),
+        "integration" => integration(rest),
         "interop-venv" => {
             venv::ensure_interop_venv().map(|python| println!("{}", python.display()))
         }
         _ => {
-            eprintln!("usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]>");
+            eprintln!(
+                "usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]|integration [TRANSPORTS]>"
+            );
             if cmd == "help" {
                 Ok(())
             } else {
@@ -98,7 +104,29 @@ fn test(extra: &[String]) -> Result<()> {
             "conformance",
             "ucx::",
         ],
-    )
+    )?;
+    integration(&[])
+}
+
+/// `cargo xtask integration [TRANSPORTS]`: the integration matrix (every scenario and generated
+/// JSON data set, our server binary × our client binary, over each transport) as a table. The
+/// binaries are built first, since the matrix runs them as subprocesses.
+fn integration(extra: &[String]) -> Result<()> {
+    deps::ensure_build_deps()?;
+    run(
+        "cargo",
+        &["build", "-p", "polyflight-integration", "--bins"],
+    )?;
+    let mut args = vec![
+        "run",
+        "-p",
+        "polyflight-integration",
+        "--bin",
+        "flight-test-integration-matrix",
+        "--",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)
 }
 
 /// `cargo xtask bench [ARGS…]`: every registered transport side by side with arrow-flight and
