@@ -359,12 +359,7 @@ pub fn run_transport(
 
 /// Cases known to fail today, with the reason; the matrix reports them apart, and a known gap
 /// that starts passing is reported too, so this list is kept true.
-pub const KNOWN_GAPS: &[(&str, &str)] = &[(
-    "middleware",
-    "FlightClient drops the response headers and trailers of a call that fails (a gRPC \
-     trailers-only response, or an error before the first message), so client middleware \
-     never sees `x-middleware` on the failing GetFlightInfo",
-)];
+pub const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 /// The reason `case` is a known gap, if it is one.
 pub fn known_gap(case: &str) -> Option<&'static str> {
