@@ -7,6 +7,9 @@
 //! - `cargo xtask ci`       the same as `test`
 //! - `cargo xtask bench`    the transport benchmark, quick preset (extra args go to `polyflight bench`)
 //! - `cargo xtask fuzz`     the fuzz targets of the network-facing parsers (`--seconds N`, target names)
+//! - `cargo xtask integration [TRANSPORTS]`  Arrow's Flight integration scenarios and JSON data
+//!   sets, our server × our client, over grpc, grpc+tls, grpc+unix and ucx (or the comma-separated
+//!   TRANSPORTS), printed as a table
 
 mod codegen;
 mod deps;
@@ -29,12 +32,13 @@ fn main() -> Result<()> {
         "test" | "ci" => test(rest),
         "bench" => bench(rest),
         "fuzz" => fuzz::command(rest),
+        "integration" => integration(rest),
         "interop-venv" => {
             venv::ensure_interop_venv().map(|python| println!("{}", python.display()))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]|fuzz [--seconds N] [TARGET…]>"
+                "usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]|integration [TRANSPORTS]|fuzz [--seconds N] [TARGET…]>"
             );
             if cmd == "help" {
                 Ok(())
@@ -105,10 +109,32 @@ fn test(extra: &[String]) -> Result<()> {
             "ucx::",
         ],
     )?;
+    integration(&[])?;
     // A 30-second smoke run of every fuzz target: libFuzzer where a nightly toolchain and
     // cargo-fuzz are already there, else the stable mutator (nothing is installed for this).
     let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
     fuzz::fuzz(fuzz::engine(false)?, 30, &targets)
+}
+
+/// `cargo xtask integration [TRANSPORTS]`: the integration matrix (every scenario and generated
+/// JSON data set, our server binary × our client binary, over each transport) as a table. The
+/// binaries are built first, since the matrix runs them as subprocesses.
+fn integration(extra: &[String]) -> Result<()> {
+    deps::ensure_build_deps()?;
+    run(
+        "cargo",
+        &["build", "-p", "polyflight-integration", "--bins"],
+    )?;
+    let mut args = vec![
+        "run",
+        "-p",
+        "polyflight-integration",
+        "--bin",
+        "flight-test-integration-matrix",
+        "--",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)
 }
 
 /// `cargo xtask bench [ARGS…]`: every registered transport side by side with arrow-flight and

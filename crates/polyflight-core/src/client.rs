@@ -177,18 +177,37 @@ impl CallControl {
     }
 
     /// A unary call: the response message.
-    async fn unary<T>(mut self, call: impl Future<Output = Result<Response<T>>>) -> Result<T> {
-        match self.run(call).await {
-            Ok(response) => {
-                self.received_headers(&response.headers);
-                self.end(Ok(()), &response.trailers);
-                Ok(response.body)
-            }
+    ///
+    /// Middleware sees the response headers as soon as they arrive and the trailers at the end,
+    /// also when the call fails after its headers (a server may send headers with its error).
+    async fn unary<T: Send + 'static>(
+        mut self,
+        call: impl Future<Output = Result<Response<FlightStream<T>>>>,
+    ) -> Result<T> {
+        let response = match self.run(call).await {
+            Ok(response) => response,
             Err(err) => {
                 self.end(Err(err.clone()), &Trailers::default());
-                Err(err)
+                return Err(err);
             }
-        }
+        };
+        self.received_headers(&response.headers);
+        let method = self.method;
+        let mut messages = response.body;
+        let read = self
+            .run(async {
+                let first = messages.try_next().await?.ok_or_else(|| {
+                    FlightError::internal(format!("{method}: server sent no response and no error"))
+                })?;
+                while messages.try_next().await?.is_some() {}
+                Ok(first)
+            })
+            .await;
+        self.end(
+            read.as_ref().map(|_| ()).map_err(Clone::clone),
+            &response.trailers,
+        );
+        read
     }
 
     /// A streaming call: the response with its stream under the call's control.
@@ -541,7 +560,7 @@ impl FlightClient {
     pub async fn get_flight_info(&self, descriptor: FlightDescriptor) -> Result<FlightInfo> {
         let (meta, control) = self.begin(FlightMethod::GetFlightInfo);
         control
-            .unary(rpc::call_unary::<method::GetFlightInfo>(
+            .unary(rpc::call_server_streaming::<method::GetFlightInfo>(
                 &*self.inner.transport,
                 meta,
                 descriptor,
@@ -553,7 +572,7 @@ impl FlightClient {
     pub async fn poll_flight_info(&self, descriptor: FlightDescriptor) -> Result<PollInfo> {
         let (meta, control) = self.begin(FlightMethod::PollFlightInfo);
         control
-            .unary(rpc::call_unary::<method::PollFlightInfo>(
+            .unary(rpc::call_server_streaming::<method::PollFlightInfo>(
                 &*self.inner.transport,
                 meta,
                 descriptor,
@@ -565,7 +584,7 @@ impl FlightClient {
     pub async fn get_schema(&self, descriptor: FlightDescriptor) -> Result<SchemaRef> {
         let (meta, control) = self.begin(FlightMethod::GetSchema);
         let result = control
-            .unary(rpc::call_unary::<method::GetSchema>(
+            .unary(rpc::call_server_streaming::<method::GetSchema>(
                 &*self.inner.transport,
                 meta,
                 descriptor,

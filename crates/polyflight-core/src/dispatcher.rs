@@ -145,6 +145,25 @@ impl Dispatcher {
         result
     }
 
+    /// The answer to a call that failed before its first response message: the error alone, or,
+    /// when middleware or the handler set response headers, those headers with the error as the
+    /// response, so they still reach the client (Arrow C++ peers see headers set by server
+    /// middleware on failing calls too; Arrow's `middleware` integration scenario checks it).
+    fn failed<T: Send + 'static>(
+        ctx: &CallContext,
+        err: FlightError,
+    ) -> Result<Response<FlightStream<T>>> {
+        let headers = ctx.response_headers();
+        if headers.is_empty() {
+            return Err(err);
+        }
+        Ok(Response {
+            headers,
+            body: futures::stream::iter([Err(err)]).boxed(),
+            trailers: ctx.response_trailers(),
+        })
+    }
+
     /// Runs a unary handler; its one response goes out as a stream of one message.
     async fn unary<T, F>(&self, call: IncomingCall, handler: F) -> Result<Response<MessageStream>>
     where
@@ -161,7 +180,10 @@ impl Dispatcher {
             Err(err) => Err(err),
         };
         guard.end(result.as_ref().map(|_| ()).map_err(Clone::clone));
-        let body = result?.into_message();
+        let body = match result {
+            Ok(body) => body.into_message(),
+            Err(err) => return Self::failed(&ctx, err),
+        };
         Ok(Response {
             headers: ctx.response_headers(),
             body: futures::stream::iter([Ok::<_, FlightError>(body)]).boxed(),
@@ -194,7 +216,7 @@ impl Dispatcher {
             Ok(stream) => stream,
             Err(err) => {
                 guard.end(Err(err.clone()));
-                return Err(err);
+                return Self::failed(&ctx, err);
             }
         };
         let headers = ctx.response_headers();

@@ -12,8 +12,8 @@ use http::{HeaderValue, Request};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use polyflight_core::{
-    CallMetadata, ClientTransport, FlightError, FlightMethod, Location, MessageStream, Response,
-    Result, Trailers,
+    CallMetadata, ClientTransport, FlightError, FlightMethod, Headers, Location, MessageStream,
+    Response, Result, Trailers,
 };
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -155,8 +155,23 @@ impl ClientTransport for GrpcClient {
         }
         // Trailers-only response: the call ended before any message.
         if let Some(status) = wire::status_from_headers(&parts.headers) {
-            status?;
-            return Ok(Response::new(futures::stream::empty().boxed()));
+            if method.server_streaming() {
+                status?;
+                return Ok(Response::new(futures::stream::empty().boxed()));
+            }
+            // A unary call's metadata are its trailers, and reach the client's middleware with
+            // the error (servers answer a failing call with headers set by middleware this way).
+            let trailers = Trailers::default();
+            trailers.extend(wire::headers_from_http(&parts.headers));
+            let body = match status {
+                Ok(()) => futures::stream::empty().boxed(),
+                Err(err) => futures::stream::iter([Err(err)]).boxed(),
+            };
+            return Ok(Response {
+                headers: Headers::new(),
+                body,
+                trailers,
+            });
         }
         let trailers = Trailers::default();
         let messages = DecodeBody::new(
