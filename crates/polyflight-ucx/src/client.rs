@@ -24,6 +24,7 @@ use polyflight_core::{
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -41,8 +42,8 @@ const RESPONSE_BUFFER: usize = 8;
 const REQUEST_BUFFER: usize = 4;
 /// How long closing a connection may wait for the peer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long dropping a client waits, at most, for its idle connections to say Disconnect.
-const DROP_DISCONNECT_WAIT: Duration = Duration::from_millis(250);
+/// How long dropping a client waits, at most, for its connection threads to end.
+const DROP_DISCONNECT_WAIT: Duration = Duration::from_secs(1);
 
 /// What the application's request stream hands the connection thread.
 enum Outgoing {
@@ -61,10 +62,19 @@ struct CallJob {
     done: oneshot::Sender<bool>,
 }
 
-/// A connection thread, seen from the application.
+/// A connection thread, seen from the application: dropping it closes the thread's job channel,
+/// and the thread says Disconnect and ends.
 struct Connection {
     jobs: mpsc::Sender<CallJob>,
-    thread: WorkerThread<()>,
+}
+
+/// A client's connections: the idle ones, and every connection thread still running.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<Vec<Connection>>,
+    threads: Mutex<Vec<WorkerThread<()>>>,
+    /// The client was dropped: connections coming back from calls are closed, not kept.
+    closed: AtomicBool,
 }
 
 /// A Flight client over UCX to one server address.
@@ -75,7 +85,7 @@ pub(crate) struct UcxClient {
     options: UcxOptions,
     /// Response frames larger than this break the connection.
     max_message: usize,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for UcxClient {
@@ -103,7 +113,7 @@ impl UcxClient {
             context,
             options,
             max_message,
-            idle: Arc::new(Mutex::new(Vec::new())),
+            pool: Arc::new(Pool::default()),
         };
         let (ready_tx, ready_rx) = oneshot::channel();
         let connection = client.open(Some(ready_tx))?;
@@ -126,7 +136,7 @@ impl UcxClient {
     }
 
     fn give_back(&self, connection: Connection) {
-        return_to_pool(&self.idle, self.options.max_idle_connections, connection);
+        return_to_pool(&self.pool, self.options.max_idle_connections, connection);
     }
 
     /// Starts a connection thread; `ready` is told once the endpoint is connected.
@@ -143,16 +153,23 @@ impl UcxClient {
             move |worker| connection_main(worker, addr, errors, max_message, jobs_rx, ready),
         )
         .map_err(|e| FlightError::internal(format!("starting a UCX connection thread: {e}")))?;
-        // the thread ends by itself when its job channel closes or its connection breaks
-        Ok(Connection {
-            jobs: jobs_tx,
-            thread,
-        })
+        // the thread ends by itself when its job channel closes or its connection breaks; it is
+        // kept so that dropping the client can wait for it
+        if let Ok(mut threads) = self.pool.threads.lock() {
+            threads.retain(|t| !t.is_finished());
+            threads.push(thread);
+        }
+        Ok(Connection { jobs: jobs_tx })
     }
 
     fn take_connection(&self) -> Result<Connection> {
         loop {
-            let idle = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+            let idle = self
+                .pool
+                .idle
+                .lock()
+                .map(|mut idle| idle.pop())
+                .unwrap_or(None);
             match idle {
                 Some(connection) if !connection.jobs.is_closed() => return Ok(connection),
                 Some(_) => continue,
@@ -163,18 +180,20 @@ impl UcxClient {
 }
 
 impl Drop for UcxClient {
-    /// Closes the idle connections and waits briefly for their Disconnect frames to go out: a
-    /// process that exits right after dropping its client would otherwise vanish without one,
-    /// and an Arrow C++ server's connection thread keeps polling a connection that said nothing.
+    /// Closes every connection and waits (at most [`DROP_DISCONNECT_WAIT`]) for the connection
+    /// threads to end. Their Disconnect frames then go out before a process that drops its client
+    /// and exits is gone (an Arrow C++ server's connection thread keeps polling a connection that
+    /// said nothing), and no thread is still driving a UCX worker when the process's exit
+    /// handlers tear UCX down (UCX then aborts).
     fn drop(&mut self) {
-        let idle = match self.idle.lock() {
-            Ok(mut idle) => std::mem::take(&mut *idle),
+        self.pool.closed.store(true, Ordering::Release);
+        if let Ok(mut idle) = self.pool.idle.lock() {
+            idle.clear();
+        }
+        let threads = match self.pool.threads.lock() {
+            Ok(mut threads) => std::mem::take(&mut *threads),
             Err(_) => return,
         };
-        let threads: Vec<WorkerThread<()>> = idle
-            .into_iter()
-            .map(|connection| connection.thread)
-            .collect();
         let deadline = Instant::now() + DROP_DISCONNECT_WAIT;
         for thread in &threads {
             if !thread.wait_until(deadline) {
@@ -185,8 +204,11 @@ impl Drop for UcxClient {
     }
 }
 
-fn return_to_pool(idle: &Mutex<Vec<Connection>>, max_idle: usize, connection: Connection) {
-    if let Ok(mut idle) = idle.lock() {
+fn return_to_pool(pool: &Pool, max_idle: usize, connection: Connection) {
+    if pool.closed.load(Ordering::Acquire) {
+        return;
+    }
+    if let Ok(mut idle) = pool.idle.lock() {
         if idle.len() < max_idle && !connection.jobs.is_closed() {
             idle.push(connection);
         }
@@ -220,11 +242,11 @@ impl ClientTransport for UcxClient {
                 self.location
             )));
         }
-        let idle = self.idle.clone();
+        let pool = self.pool.clone();
         let max_idle = self.options.max_idle_connections;
         tokio::spawn(async move {
             if let Ok(true) = done_rx.await {
-                return_to_pool(&idle, max_idle, connection);
+                return_to_pool(&pool, max_idle, connection);
             }
         });
 

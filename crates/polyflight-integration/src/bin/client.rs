@@ -38,22 +38,6 @@ async fn run(args: Args) -> Outcome<String> {
     }
 }
 
-/// Ends the process with `code` without running the C library's exit handlers.
-///
-/// polyflight's UCX client leaves its connection threads to wind down on their own after the
-/// last client is dropped; a normal exit runs libucs's global destructors while such a thread
-/// may still be progressing its worker, which UCX reports as a fatal error (status 134) after the
-/// scenario has already passed. Everything this binary reports is written and flushed by then,
-/// and the operating system reclaims the rest.
-fn exit_now(code: u8) -> ! {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    // SAFETY: `_exit` takes any status and never returns; nothing is left to clean up that the
-    // operating system does not reclaim.
-    unsafe { libc::_exit(i32::from(code)) }
-}
-
 fn main() {
     let result = Args::parse(std::env::args().skip(1)).and_then(|args| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,5 +63,5 @@ fn main() {
             1
         }
     };
-    exit_now(code)
+    std::process::exit(code)
 }
