@@ -109,7 +109,9 @@ fn test(extra: &[String]) -> Result<()> {
             "ucx::",
         ],
     )?;
-    integration(&[])?;
+    // The integration matrix ran above, as the tests of polyflight-integration (one per
+    // transport); `cargo xtask integration` runs it again as a table. Building its binaries
+    // outside the test profile here would compile arrow once more for nothing.
     // A 30-second smoke run of every fuzz target: libFuzzer where a nightly toolchain and
     // cargo-fuzz are already there, else the stable mutator (nothing is installed for this).
     let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
