@@ -35,16 +35,13 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// libFuzzer if a nightly toolchain is there and `cargo fuzz` is (or, with `install`, can be
-/// made) available.
-pub fn engine(install: bool) -> Result<Engine> {
+/// libFuzzer if a nightly toolchain is there (installing `cargo fuzz` if it is missing), else
+/// the stable mutator.
+pub fn engine() -> Result<Engine> {
     if !succeeds("cargo", &["+nightly", "--version"]) {
         return Ok(Engine::Stable);
     }
     if !succeeds("cargo", &["+nightly", "fuzz", "--version"]) {
-        if !install {
-            return Ok(Engine::Stable);
-        }
         run("cargo", &["install", "cargo-fuzz", "--locked"])?;
     }
     Ok(Engine::LibFuzzer)
@@ -70,7 +67,7 @@ pub fn command(args: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    fuzz(engine(true)?, seconds, &targets)
+    fuzz(engine()?, seconds, &targets)
 }
 
 /// Runs `targets` for `seconds` each with `engine`.
