@@ -116,8 +116,11 @@ async fn server(addr: &str) -> AnyResult {
     let host = location.host().unwrap_or("127.0.0.1");
     let port = location.port().unwrap_or(0);
     println!("listening on {host}:{port}");
-    // serve one client, then exit
+    // serve one client, then exit: once the exchange has ended, give the client a moment to
+    // read its last frames and status before the connection goes (a client under load was seen
+    // to get the connection reset before it had read the end of the exchange)
     done.notified().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     server.shutdown().await?;
     Ok(())
 }
