@@ -67,7 +67,11 @@ pub fn command(args: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    fuzz(engine()?, seconds, &targets)
+    let engine = engine()?;
+    if engine == Engine::Stable {
+        println!("fuzz: no nightly toolchain here, so no libFuzzer");
+    }
+    fuzz(engine, seconds, &targets)
 }
 
 /// Runs `targets` for `seconds` each with `engine`.
@@ -76,8 +80,8 @@ pub fn fuzz(engine: Engine, seconds: u64, targets: &[String]) -> Result<()> {
     match engine {
         Engine::Stable => {
             println!(
-                "fuzz: no nightly toolchain with cargo-fuzz here; running the targets under the \
-                 stable mutator of tests/fuzz_smoke.rs ({seconds} s each; shallow crashes only)"
+                "fuzz: the stable mutator of tests/fuzz_smoke.rs, {seconds} s per target (shallow \
+                 crashes only; `cargo xtask fuzz` with a nightly toolchain runs libFuzzer)"
             );
             let status = Command::new("cargo")
                 .current_dir(&root)
