@@ -5,43 +5,17 @@
 
 mod common;
 
+use common::process::{example, Reaped};
 use common::*;
 use futures::TryStreamExt;
 use polyflight::proto::FlightDescriptor;
 use polyflight::{FlightClient, ServerBuilder};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const TRANSPORTS: &[&str] = &["grpc", "grpc+unix", "ucx"];
-
-/// `target/<profile>/examples/NAME`, built by `cargo test` with this test.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: a whole `cargo test` builds the examples (or `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
-
-/// Kills the child when dropped (a failing test leaves nothing running).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `example args…` and waits (up to 30 s) for a stdout line starting with `wanted`;
 /// returns the child and that line.

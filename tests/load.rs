@@ -7,7 +7,7 @@ use bytes::Bytes;
 use common::*;
 use futures::TryStreamExt;
 use polyflight::proto::{FlightDescriptor, Ticket};
-use polyflight::{FlightClient, FlightError, ServerBuilder};
+use polyflight::FlightError;
 
 const TRANSPORTS: &[&str] = &["grpc", "grpc+tls", "grpc+unix", "ucx"];
 const STREAMS: usize = 100;
@@ -15,19 +15,8 @@ const STREAMS: usize = 100;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_streams_on_every_transport() {
     for transport in TRANSPORTS {
-        let endpoint = endpoint_for(transport);
-        let server = ServerBuilder::new(TestService::default(), registry())
-            .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone())
-            .start()
-            .await
-            .expect("server starts");
-        let client = FlightClient::connect_with_options(
-            registry(),
-            server.location().uri(),
-            endpoint.connect.clone(),
-        )
-        .await
-        .expect("client connects");
+        let env = Env::start(transport).await;
+        let client = &env.client;
         let batches: Vec<_> = (0..4).map(|i| mixed_batch(200, i)).collect();
         let expected = concat(&mixed_schema(), &batches);
         client
@@ -97,7 +86,6 @@ async fn a_hundred_concurrent_streams_on_every_transport() {
             }
         }
         assert!(errors.is_empty(), "{transport}: {errors:#?}");
-        server.shutdown().await.expect("clean shutdown");
-        endpoint.cleanup();
+        env.stop().await;
     }
 }

@@ -5,25 +5,12 @@
 //! memory, over which two processes on one host would go on talking. Needs root and iproute2
 //! (`ip netns`); without them it says so and checks nothing.
 
+mod common;
+
+use common::process::{example, Reaped};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: a whole `cargo test` builds the examples (or `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
 
 fn ip(args: &[&str]) -> bool {
     Command::new("ip")
@@ -115,15 +102,6 @@ impl Drop for Net {
         // deleting a namespace deletes the veth end in it, and with it the pair
         ip(&["netns", "del", &self.server_ns]);
         ip(&["netns", "del", &self.client_ns]);
-    }
-}
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

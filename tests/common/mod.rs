@@ -6,6 +6,7 @@
 pub mod data;
 pub mod env;
 pub mod mem;
+pub mod process;
 pub mod service;
 
 pub use data::*;
