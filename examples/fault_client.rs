@@ -8,7 +8,9 @@
 //!
 //! It prints `started` once the call is under way (the first batch read, or acknowledged). With
 //! `FAULT_PROGRESS_TIMEOUT_MS=N` its calls fail when no response arrives for N ms; it then exits
-//! with status 1, printing the error.
+//! with status 1, printing the error. For `grpc+tls://` servers whose certificate a private CA
+//! issued, `FAULT_TLS_CA=FILE` names that CA's certificate (PEM) to trust instead of the
+//! system's roots.
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use futures::{StreamExt, TryStreamExt};
@@ -36,7 +38,14 @@ async fn run() -> polyflight::Result<()> {
         eprintln!("usage: fault_client get|put URI TICKET_OR_PATH");
         std::process::exit(2);
     };
-    let mut client = polyflight::connect(uri).await?;
+    let mut options = polyflight::ConnectOptions::default();
+    if let Some(ca) = std::env::var_os("FAULT_TLS_CA") {
+        let pem = polyflight::transports::read_pem_file(ca)?;
+        options
+            .extensions
+            .insert(polyflight::transports::ClientTlsConfig::new().with_root_ca_pem(pem)?);
+    }
+    let mut client = polyflight::connect_with_options(uri, options).await?;
     if let Some(ms) = std::env::var("FAULT_PROGRESS_TIMEOUT_MS")
         .ok()
         .and_then(|v| v.parse().ok())

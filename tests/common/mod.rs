@@ -8,6 +8,8 @@ pub mod env;
 pub mod mem;
 pub mod process;
 pub mod service;
+#[cfg(unix)]
+pub mod tls;
 
 pub use data::*;
 pub use env::*;

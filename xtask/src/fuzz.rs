@@ -1,11 +1,15 @@
-//! `cargo xtask fuzz [--seconds N] [TARGET…]`: the fuzz targets of the network-facing parsers
-//! (`crates/polyflight-fuzz`), each for N seconds (default 60).
+//! `cargo xtask fuzz [--seconds N] [--runs N] [--sanitizer address|none] [TARGET…]`: the fuzz
+//! targets of the network-facing parsers (`crates/polyflight-fuzz`), each for N seconds (default
+//! 60) or, with `--runs` (libFuzzer only), for N executions (with `--seconds` too, whichever
+//! comes first).
 //!
 //! With a nightly toolchain, coverage-guided: libFuzzer through `cargo fuzz` (installed here if
-//! missing), starting from the seeds `tests/fuzz_smoke.rs` writes, with AddressSanitizer. Without
-//! one, the same entry points run on stable under `tests/fuzz_smoke.rs`'s mutator, which finds
-//! shallow crashes only, and this says so. A crash fails the command; libFuzzer leaves the input
-//! in `crates/polyflight-fuzz/artifacts/<target>/`.
+//! missing), starting from the seeds `tests/fuzz_smoke.rs` writes, built optimised with debug
+//! assertions (so integer overflow panics) and with AddressSanitizer, or no sanitizer with
+//! `--sanitizer none` (a much faster build; the code under test is safe Rust). Without a nightly
+//! toolchain, the same entry points run on stable under `tests/fuzz_smoke.rs`'s mutator, which
+//! finds shallow crashes only, and this says so. A crash fails the command; libFuzzer leaves the
+//! input in `crates/polyflight-fuzz/artifacts/<target>/`.
 
 use crate::{run, workspace_root};
 use anyhow::{bail, Context, Result};
@@ -28,6 +32,32 @@ pub enum Engine {
     Stable,
 }
 
+/// The sanitizer of the libFuzzer build (`cargo fuzz -s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sanitizer {
+    Address,
+    None,
+}
+
+impl Sanitizer {
+    fn name(self) -> &'static str {
+        match self {
+            Sanitizer::Address => "address",
+            Sanitizer::None => "none",
+        }
+    }
+}
+
+/// How long each target runs, and how the libFuzzer build is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Seconds per target (`-max_total_time`).
+    pub seconds: Option<u64>,
+    /// Executions per target (`-runs`, libFuzzer only).
+    pub runs: Option<u64>,
+    pub sanitizer: Sanitizer,
+}
+
 fn succeeds(program: &str, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
@@ -48,18 +78,32 @@ pub fn engine() -> Result<Engine> {
 }
 
 pub fn command(args: &[String]) -> Result<()> {
-    let mut seconds = 60u64;
+    let mut seconds = None;
+    let mut runs = None;
+    let mut sanitizer = Sanitizer::Address;
     let mut targets = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => {
                 let value = args.next().context("--seconds needs a number")?;
-                seconds = value.parse().context("--seconds needs a whole number")?;
+                seconds = Some(value.parse().context("--seconds needs a whole number")?);
+            }
+            "--runs" => {
+                let value = args.next().context("--runs needs a number")?;
+                runs = Some(value.parse().context("--runs needs a whole number")?);
+            }
+            "--sanitizer" => {
+                sanitizer = match args.next().map(String::as_str) {
+                    Some("address") => Sanitizer::Address,
+                    Some("none") => Sanitizer::None,
+                    _ => bail!("--sanitizer needs `address` or `none`"),
+                };
             }
             name if TARGETS.contains(&name) => targets.push(name.to_string()),
             other => bail!(
-                "unknown fuzz argument `{other}` (targets: {})",
+                "unknown fuzz argument `{other}` (usage: cargo xtask fuzz [--seconds N] [--runs N] \
+                 [--sanitizer address|none] [TARGET…]; targets: {})",
                 TARGETS.join(", ")
             ),
         }
@@ -67,18 +111,43 @@ pub fn command(args: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
+    if seconds.is_none() && runs.is_none() {
+        seconds = Some(60);
+    }
     let engine = engine()?;
     if engine == Engine::Stable {
         println!("fuzz: no nightly toolchain here, so no libFuzzer");
     }
-    fuzz(engine, seconds, &targets)
+    let limits = Limits {
+        seconds,
+        runs,
+        sanitizer,
+    };
+    fuzz_with(engine, limits, &targets)
 }
 
-/// Runs `targets` for `seconds` each with `engine`.
+/// Runs `targets` for `seconds` each with `engine` (libFuzzer: with AddressSanitizer).
 pub fn fuzz(engine: Engine, seconds: u64, targets: &[String]) -> Result<()> {
+    let limits = Limits {
+        seconds: Some(seconds),
+        runs: None,
+        sanitizer: Sanitizer::Address,
+    };
+    fuzz_with(engine, limits, targets)
+}
+
+/// Runs `targets` with `engine` within `limits`.
+pub fn fuzz_with(engine: Engine, limits: Limits, targets: &[String]) -> Result<()> {
     let root = workspace_root();
     match engine {
         Engine::Stable => {
+            if limits.runs.is_some() {
+                bail!(
+                    "--runs needs libFuzzer (a nightly toolchain); the stable mutator takes \
+                     --seconds"
+                );
+            }
+            let seconds = limits.seconds.unwrap_or(60);
             println!(
                 "fuzz: the stable mutator of tests/fuzz_smoke.rs, {seconds} s per target (shallow \
                  crashes only; `cargo xtask fuzz` with a nightly toolchain runs libFuzzer)"
@@ -122,17 +191,33 @@ pub fn fuzz(engine: Engine, seconds: u64, targets: &[String]) -> Result<()> {
             if !status.success() {
                 bail!("writing the fuzz seeds failed");
             }
+            let sanitizer = limits.sanitizer.name();
+            let mut budget = Vec::new();
+            if let Some(runs) = limits.runs {
+                budget.push(format!("{runs} executions"));
+            }
+            if let Some(seconds) = limits.seconds {
+                budget.push(format!("{seconds} s"));
+            }
+            let budget = budget.join(" or ");
             for target in targets {
-                println!("fuzz: {target}, {seconds} s (libFuzzer)");
+                println!("fuzz: {target}, {budget} (libFuzzer, sanitizer: {sanitizer})");
                 let target_corpus = corpus.join(target);
-                let status = Command::new("cargo")
-                    .current_dir(&root)
-                    .args(["+nightly", "fuzz", "run", "-O", "--fuzz-dir"])
+                let mut fuzz = Command::new("cargo");
+                fuzz.current_dir(&root)
+                    .args(["+nightly", "fuzz", "run", "-O", "-a", "-s", sanitizer])
+                    .arg("--fuzz-dir")
                     .arg(&fuzz_dir)
                     .arg(target)
                     .arg(&target_corpus)
-                    .arg("--")
-                    .arg(format!("-max_total_time={seconds}"))
+                    .arg("--");
+                if let Some(runs) = limits.runs {
+                    fuzz.arg(format!("-runs={runs}"));
+                }
+                if let Some(seconds) = limits.seconds {
+                    fuzz.arg(format!("-max_total_time={seconds}"));
+                }
+                let status = fuzz
                     .arg("-print_final_stats=1")
                     .status()
                     .context("running cargo fuzz")?;

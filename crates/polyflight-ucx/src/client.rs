@@ -145,12 +145,15 @@ impl UcxClient {
         let addr = self.addr;
         let errors = self.options.error_handling;
         let max_message = self.max_message;
+        let budget = self.options.receive_budget;
         let name = format!("ucx-client-{addr}");
         let thread = run_worker_thread(
             name,
             self.context.clone(),
             self.options.progress,
-            move |worker| connection_main(worker, addr, errors, max_message, jobs_rx, ready),
+            move |worker| {
+                connection_main(worker, addr, errors, (max_message, budget), jobs_rx, ready)
+            },
         )
         .map_err(|e| FlightError::internal(format!("starting a UCX connection thread: {e}")))?;
         // the thread ends by itself when its job channel closes or its connection breaks; it is
@@ -354,12 +357,14 @@ async fn connection_main(
     worker: Rc<Worker>,
     addr: SocketAddr,
     errors: ErrorHandling,
-    max_message: usize,
+    (max_message, budget): (usize, usize),
     mut jobs: mpsc::Receiver<CallJob>,
     ready: Option<oneshot::Sender<Result<()>>>,
 ) {
     let conn = match FrameConn::connect(&worker, addr, errors) {
-        Ok(conn) => conn.with_max_frame_size(max_message),
+        Ok(conn) => conn
+            .with_max_frame_size(max_message)
+            .with_receive_budget(budget),
         Err(error) => {
             if let Some(ready) = ready {
                 let _ = ready.send(Err(error));

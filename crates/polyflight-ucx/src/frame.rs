@@ -574,6 +574,11 @@ impl<T> Reorder<T> {
         Ok(())
     }
 
+    /// The counter of the next frame to hand out.
+    pub fn next(&self) -> u32 {
+        self.next
+    }
+
     /// The next frame in counter order, if it has arrived.
     pub fn pop(&mut self) -> Option<T> {
         let item = self.slots.remove(&self.next)?;

@@ -34,6 +34,7 @@ mod conn;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod log;
 mod options;
 mod sequence;
 mod server;

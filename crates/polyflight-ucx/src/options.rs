@@ -1,5 +1,7 @@
 //! The settings of the UCX transport.
 
+use std::time::Duration;
+
 use crate::ucp::{ErrorHandling, ProgressMode};
 
 /// Settings of the UCX transport for one client or listener.
@@ -30,6 +32,16 @@ pub struct UcxOptions {
     /// `POLYFLIGHT_UCX_ERROR_HANDLING`, else peer). A server's endpoints always take the mode of
     /// the client that connects; this setting does nothing there.
     pub error_handling: ErrorHandling,
+    /// The bytes of received messages a connection holds before the application reads them
+    /// (default 64 MiB): eager data queued, frames waiting for an earlier one, rendezvous bodies
+    /// fetched. While they reach it the connection's worker stops reading from the transport,
+    /// which holds the sender back; a connection holds at most this plus one message. Memory is
+    /// bounded by this setting, never by what a peer claims.
+    pub receive_budget: usize,
+    /// How long a server's connection may stay at its receive budget, its handler not reading,
+    /// before the call is refused with UNAVAILABLE and the connection closed (default 30 s, as
+    /// the gRPC transport's `request_budget_wait`).
+    pub receive_budget_wait: Duration,
 }
 
 impl Default for UcxOptions {
@@ -38,6 +50,8 @@ impl Default for UcxOptions {
             progress: ProgressMode::from_env(),
             max_idle_connections: 3,
             error_handling: ErrorHandling::from_env(),
+            receive_budget: 64 << 20,
+            receive_budget_wait: Duration::from_secs(30),
         }
     }
 }

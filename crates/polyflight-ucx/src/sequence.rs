@@ -716,6 +716,13 @@ impl ServerCall {
         );
     }
 
+    /// The connection cannot take more of this call's requests (its receive budget stayed
+    /// spent): the handler stops and sees `error` as the end of its requests, the client gets it
+    /// as the status, and the connection closes after the call (the rest of its frames unread).
+    pub fn refuse(&mut self, error: FlightError) {
+        self.protocol_error(error);
+    }
+
     /// The connection failed (a receive or a send): the handler stops and sees `error` as the
     /// end of its requests; nothing more is sent.
     pub fn connection_failed(&mut self, error: FlightError) {

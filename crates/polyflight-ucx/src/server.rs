@@ -53,6 +53,10 @@ pub(crate) struct Limits {
     pub max_connections: Option<usize>,
     /// Frames larger than this (`max_decoding_message_size`) break the connection.
     pub max_message: usize,
+    /// The bytes of received frames a connection holds before the handler takes them.
+    pub receive_budget: usize,
+    /// How long a connection may stay at its receive budget before its call is refused.
+    pub receive_budget_wait: Duration,
 }
 
 /// A UCX listener serving a call handler.
@@ -211,7 +215,10 @@ fn spawn_connection(
             let accepted = Endpoint::accept(&worker, request)
                 .map_err(FlightError::from)
                 .and_then(FrameConn::new)
-                .map(|conn| conn.with_max_frame_size(limits.max_message));
+                .map(|conn| {
+                    conn.with_max_frame_size(limits.max_message)
+                        .with_receive_budget(limits.receive_budget)
+                });
             let conn = match accepted {
                 Ok(conn) => conn,
                 Err(error) => {
@@ -264,6 +271,12 @@ impl ConnectionServer {
                 _ = stop.changed() => return,
                 () = expired => {
                     tracing::debug!(peer = %self.peer, "UCX connection silent or idle for too long; closing");
+                    return;
+                }
+                // between calls every frame is read at once, so only frames held back behind a
+                // missing one can fill the budget: the peer broke the sequence
+                () = self.conn.receive_budget().stalled(self.limits.receive_budget_wait) => {
+                    self.budget_stalled("between calls");
                     return;
                 }
             };
@@ -381,6 +394,12 @@ impl ConnectionServer {
                     grace = None;
                     call.shutdown();
                 }
+                // the handler has not taken the requests the budget holds for too long
+                () = self.conn.receive_budget().stalled(self.limits.receive_budget_wait), if call.wants_frames() => {
+                    let error = self.budget_stalled("the handler is not reading its requests");
+                    link.fail_requests(error.clone());
+                    call.refuse(error);
+                }
                 else => {
                     // nothing left to wait for, yet the call is not over: end it and the connection
                     call.connection_failed(FlightError::internal("the UCX call stalled"));
@@ -389,6 +408,23 @@ impl ConnectionServer {
         }
         link.close();
         !stopping && call.reusable()
+    }
+
+    /// The connection stayed at its receive budget for the wait limit: logs it, gives up what
+    /// the connection holds (nothing more of it is read), and returns the error for the call.
+    fn budget_stalled(&self, why: &str) -> FlightError {
+        let budget = self.conn.receive_budget().limit();
+        let wait = self.limits.receive_budget_wait;
+        crate::log::limit_reached(
+            "UCX receive budget",
+            &self.peer,
+            format_args!(
+                "a UCX connection held its receive budget of {budget} bytes for {wait:?} \
+                 ({why}); refusing its call and closing it"
+            ),
+        );
+        self.conn.discard_received();
+        crate::conn::budget_spent(budget, format_args!("waited {wait:?}; {why}"))
     }
 }
 
@@ -449,6 +485,16 @@ impl HandlerLink {
                 None => break,
             }
         }
+    }
+
+    /// The handler's requests end with `error` now, whatever was waiting for it: the error is
+    /// set before the feed closes, so the handler cannot take the end for a clean one.
+    fn fail_requests(&mut self, error: FlightError) {
+        if let Ok(mut slot) = self.request_error.lock() {
+            slot.get_or_insert(error);
+        }
+        self.pending = None;
+        self.feed = None;
     }
 
     /// The handler dropped its request stream: later requests are dropped.

@@ -130,6 +130,8 @@ impl TransportFactory for UcxTransport {
                 idle_timeout: options.idle_timeout,
                 max_connections: options.max_connections,
                 max_message: options.max_decoding_message_size,
+                receive_budget: ucx.receive_budget,
+                receive_budget_wait: ucx.receive_budget_wait,
             },
             tokio::runtime::Handle::current(),
         )

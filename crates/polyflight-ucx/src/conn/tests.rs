@@ -372,3 +372,133 @@ fn frames_over_the_message_limit_break_the_connection_unfetched() {
     assert_eq!(held, 0, "the refused body's descriptor was released");
     server.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_connection_not_read_holds_its_sender_back_within_its_receive_budget() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let context = Context::new().unwrap();
+    let mode = ProgressMode::Event;
+    const BUDGET: usize = 256 * 1024;
+    const FRAME: usize = 4 * 1024;
+    const FRAMES: usize = 2000; // 8 MiB: 32 times the budget
+    const STALL: Duration = Duration::from_millis(1500);
+    // The first connection is not read for STALL (its most held bytes are sampled), then read
+    // to the end and checked; the second is an echo connection, served meanwhile.
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (result_tx, result_rx) = mpsc::channel();
+    let server_context = context.clone();
+    let server = run_worker_thread(
+        "test-listener",
+        context.clone(),
+        mode,
+        move |worker| async move {
+            let listener = Listener::bind(&worker, "127.0.0.1:0".parse().unwrap()).unwrap();
+            addr_tx.send(listener.local_addr()).unwrap();
+            let request = listener.accept().await;
+            let flooded = run_worker_thread(
+                "test-server-conn",
+                server_context.clone(),
+                mode,
+                move |worker| async move {
+                    let conn = FrameConn::new(Endpoint::accept(&worker, request).unwrap())
+                        .unwrap()
+                        .with_receive_budget(BUDGET);
+                    let started = std::time::Instant::now();
+                    let mut most = 0;
+                    while started.elapsed() < STALL {
+                        most = most.max(conn.receive_budget().held());
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let mut intact = 0;
+                    for i in 0..FRAMES {
+                        let frame = conn.recv().await.unwrap();
+                        if concat(&body(FRAME, i as u8, 1)) == frame.body.as_ref() {
+                            intact += 1;
+                        }
+                    }
+                    let _ = result_tx.send((most, intact, conn.receive_budget().held()));
+                    // the client leaves once it knows everything was read
+                    conn.send(FrameType::Buffer, body(1, 0, 1)).await.unwrap();
+                    let _ = conn.recv().await; // the client's Disconnect
+                    conn.close(Duration::from_secs(1)).await;
+                },
+            )
+            .unwrap();
+            let echo = spawn_echo_connection(server_context, mode, listener.accept().await);
+            // the listener's worker must outlive the connections accepted from it
+            for mut thread in [flooded, echo] {
+                thread.finished().await;
+                thread.join().unwrap();
+            }
+        },
+    )
+    .unwrap();
+    let addr = addr_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+
+    let (flooding_tx, flooding_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel();
+    let flooder_context = context.clone();
+    let flooder = std::thread::spawn(move || {
+        run_client(flooder_context, mode, addr, move |conn| async move {
+            let completed = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let mut sends = Vec::new();
+            for i in 0..FRAMES {
+                let send = conn.send(FrameType::Buffer, body(FRAME, i as u8, 1));
+                let completed = completed.clone();
+                sends.push(tokio::task::spawn_local(async move {
+                    send.await.unwrap();
+                    completed.set(completed.get() + 1);
+                }));
+            }
+            flooding_tx.send(()).unwrap();
+            tokio::time::sleep(STALL / 2).await;
+            let during_stall = completed.get();
+            for send in sends {
+                send.await.unwrap();
+            }
+            sent_tx.send(during_stall).unwrap();
+            conn.recv().await.unwrap();
+            conn.disconnect(Duration::from_secs(2)).await;
+        })
+    });
+    flooding_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    // another client is served while the flooded connection is held back
+    let (echoed_tx, echoed_rx) = mpsc::channel();
+    run_client(context, mode, addr, move |conn| async move {
+        let started = std::time::Instant::now();
+        conn.send(FrameType::Buffer, body(1000, 9, 1))
+            .await
+            .unwrap();
+        let frame = conn.recv().await.unwrap();
+        echoed_tx
+            .send((frame.body.len(), started.elapsed()))
+            .unwrap();
+        conn.disconnect(Duration::from_secs(2)).await;
+    });
+    let (echoed, echo_time) = echoed_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    flooder.join().unwrap();
+    let during_stall = sent_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    let (most, intact, held_after) = result_rx.recv_timeout(TEST_TIMEOUT).unwrap();
+    server.join().unwrap();
+    eprintln!(
+        "receive budget {BUDGET}: at most {most} bytes held; {during_stall} of {FRAMES} sends \
+         done while not read; the other client's echo took {echo_time:?}"
+    );
+    assert_eq!(echoed, 1000);
+    assert!(echo_time < Duration::from_secs(1), "{echo_time:?}");
+    assert!(most > 0, "the flooded connection held nothing");
+    // one progress call may deliver a few frames past the limit
+    assert!(
+        most <= BUDGET + 64 * 1024,
+        "{most} bytes held over a budget of {BUDGET}"
+    );
+    assert!(
+        during_stall < FRAMES,
+        "every send completed although the receiver did not read: no back-pressure"
+    );
+    assert_eq!(
+        intact, FRAMES,
+        "frames lost or damaged by the back-pressure"
+    );
+    assert_eq!(held_after, 0);
+}

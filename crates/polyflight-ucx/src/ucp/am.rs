@@ -13,7 +13,11 @@
 //!   UCX reports), and whose drop releases an unfetched descriptor with `ucp_am_data_release`.
 //!
 //! Fetching rendezvous data only when the consumer asks is also our back-pressure for large
-//! messages: the sender's request completes only once the data has been pulled.
+//! messages: the sender's request completes only once the data has been pulled. Eager data is
+//! counted against the worker's [`ReceiveBudget`] from the callback until the consumer is done
+//! with it; the worker stops progressing while the budget is spent. Eager data that arrives while
+//! the worker progresses over the budget (for a fetch), or that is longer than the stream's
+//! largest message, is not copied: the consumer gets an [`AmData::Refused`] in its place.
 
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -30,6 +34,7 @@ use ucx1_sys::{
 
 use polyflight_core::AlignedBuf;
 
+use super::budget::{Held, ReceiveBudget};
 use super::request::{submit, Callback};
 use super::status::{Status, UcsError};
 use super::worker::{CallbackState, Worker};
@@ -53,8 +58,9 @@ fn descriptor_done() {
 
 /// What the callback stored for one message.
 enum RawData {
-    Bytes(Bytes),
+    Bytes(Bytes, Held),
     Rndv { desc: *mut c_void, length: usize },
+    Refused(Refusal),
     Failed(UcsError),
 }
 
@@ -67,8 +73,12 @@ struct RawMessage {
 pub(crate) struct AmInbox {
     queue: RefCell<VecDeque<RawMessage>>,
     waker: Cell<Option<Waker>>,
-    /// Set when the stream is dropped: later messages are discarded by UCX.
+    /// Set when the stream is dropped or discards: later messages are discarded by UCX.
     closed: Cell<bool>,
+    /// The worker's receive budget, charged with the eager data queued here.
+    budget: Rc<ReceiveBudget>,
+    /// Eager data longer than this is refused rather than copied.
+    max_data: Cell<usize>,
 }
 
 impl AmInbox {
@@ -104,6 +114,25 @@ pub struct AmMessage {
     pub header: Bytes,
     /// The AM data.
     pub data: AmData,
+    /// What the data holds of the worker's receive budget (eager data only).
+    pub held: Option<Held>,
+}
+
+/// Why eager data was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It arrived while the receive budget was spent (the worker progressed for a fetch).
+    OverBudget {
+        /// The data length.
+        length: usize,
+        /// The budget's limit.
+        limit: usize,
+    },
+    /// It is longer than the stream's largest message.
+    TooLong {
+        /// The data length.
+        length: usize,
+    },
 }
 
 /// The data of a received active message.
@@ -112,6 +141,8 @@ pub enum AmData {
     Ready(Bytes),
     /// Rendezvous: still at the sender; fetch it with [`RndvData::receive`].
     Rndv(RndvData),
+    /// Eager data that was dropped unread (see [`Refusal`]).
+    Refused(Refusal),
 }
 
 impl AmData {
@@ -120,6 +151,9 @@ impl AmData {
         match self {
             AmData::Ready(bytes) => bytes.len(),
             AmData::Rndv(rndv) => rndv.len(),
+            AmData::Refused(Refusal::OverBudget { length, .. } | Refusal::TooLong { length }) => {
+                *length
+            }
         }
     }
 }
@@ -215,6 +249,8 @@ impl AmStream {
             queue: RefCell::new(VecDeque::new()),
             waker: Cell::new(None),
             closed: Cell::new(false),
+            budget: worker.receive_budget().clone(),
+            max_data: Cell::new(usize::MAX),
         });
         // SAFETY: ucp_am_handler_param_t is a plain C struct; all-zero is valid.
         let mut param: ucp_am_handler_param_t = unsafe { std::mem::zeroed() };
@@ -257,14 +293,18 @@ impl AmStream {
     pub fn try_recv(&self) -> Option<AmMessage> {
         loop {
             let raw = self.inbox.queue.borrow_mut().pop_front()?;
-            let data = match raw.data {
-                RawData::Bytes(bytes) => AmData::Ready(bytes),
-                RawData::Rndv { desc, length } => AmData::Rndv(RndvData {
-                    worker: self.worker.clone(),
-                    desc,
-                    length,
-                    consumed: false,
-                }),
+            let (data, held) = match raw.data {
+                RawData::Bytes(bytes, held) => (AmData::Ready(bytes), Some(held)),
+                RawData::Rndv { desc, length } => (
+                    AmData::Rndv(RndvData {
+                        worker: self.worker.clone(),
+                        desc,
+                        length,
+                        consumed: false,
+                    }),
+                    None,
+                ),
+                RawData::Refused(refusal) => (AmData::Refused(refusal), None),
                 RawData::Failed(error) => {
                     tracing::error!(%error, "dropping an active message that could not be stored");
                     continue;
@@ -273,6 +313,7 @@ impl AmStream {
             return Some(AmMessage {
                 header: raw.header,
                 data,
+                held,
             });
         }
     }
@@ -280,6 +321,18 @@ impl AmStream {
     /// Number of messages waiting.
     pub fn pending(&self) -> usize {
         self.inbox.queue.borrow().len()
+    }
+
+    /// Eager data longer than `max` bytes is refused in the callback, before it is copied.
+    pub fn set_max_data(&self, max: usize) {
+        self.inbox.max_data.set(max);
+    }
+
+    /// Drops every queued message and every later one (the connection is given up): what they
+    /// held of the receive budget is released, and UCX discards what still arrives.
+    pub fn discard(&self) {
+        self.inbox.closed.set(true);
+        self.inbox.release_all(&self.worker);
     }
 }
 
@@ -338,12 +391,23 @@ unsafe extern "C" fn am_callback(
             // keep the descriptor: it is fetched or released later, exactly once
             return ucs_status_t::UCS_INPROGRESS;
         }
-        // eager or "data" kind: read it in place now (see the module comment)
-        // SAFETY: UCX passes `length` readable bytes at data for the callback's duration.
-        let bytes = unsafe { callback_slice(data, length) };
-        let data = match AlignedBuf::copy_from(bytes) {
-            Ok(buffer) => RawData::Bytes(buffer.into_bytes()),
-            Err(error) => RawData::Failed(UcsError::no_memory(error)),
+        // eager or "data" kind: read it in place now (see the module comment), unless it must
+        // not be kept; the consumer then breaks the connection
+        let budget = &inbox.budget;
+        let data = if length > inbox.max_data.get() {
+            RawData::Refused(Refusal::TooLong { length })
+        } else if budget.refuses() {
+            RawData::Refused(Refusal::OverBudget {
+                length,
+                limit: budget.limit(),
+            })
+        } else {
+            // SAFETY: UCX passes `length` readable bytes at data for the callback's duration.
+            let bytes = unsafe { callback_slice(data, length) };
+            match AlignedBuf::copy_from(bytes) {
+                Ok(buffer) => RawData::Bytes(buffer.into_bytes(), budget.charge(length)),
+                Err(error) => RawData::Failed(UcsError::no_memory(error)),
+            }
         };
         inbox.push(RawMessage { header, data });
         ucs_status_t::UCS_OK

@@ -15,10 +15,11 @@
 //!
 //! Errors are [`UcsError`](status::UcsError)s (an operation and its `ucs_status_t`), turned into Flight errors by
 //! the layers above. Files, bottom up: `sys` (the C functions, loaded at run time), `status`,
-//! `sockaddr`, `request` (operations as futures), `context`, `worker`, `am`, `listener`,
-//! `endpoint`.
+//! `sockaddr`, `request` (operations as futures), `context`, `budget` (the receive budget),
+//! `worker`, `am`, `listener`, `endpoint`.
 
 mod am;
+mod budget;
 mod context;
 mod endpoint;
 mod listener;
@@ -30,7 +31,8 @@ mod worker;
 
 #[cfg(test)]
 pub(crate) use am::held_descriptors;
-pub(crate) use am::{AmData, AmMessage, AmStream};
+pub(crate) use am::{AmData, AmMessage, AmStream, Refusal, RndvData};
+pub(crate) use budget::{Held, ReceiveBudget};
 pub(crate) use context::Context;
 pub(crate) use endpoint::Endpoint;
 pub use endpoint::ErrorHandling;

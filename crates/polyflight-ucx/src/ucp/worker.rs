@@ -4,6 +4,8 @@
 //! worker its thread and runtime). [`Worker::drive`] is its progress task: either busy-polling
 //! (lowest latency, burns a core) or event-driven: the worker's wakeup fd, registered with
 //! tokio's `AsyncFd`, is armed with `ucp_worker_arm` whenever there is nothing left to progress.
+//! Either way it stops progressing while the worker's [`ReceiveBudget`] is exhausted (see
+//! `budget`), which is how a connection that is not read holds its sender back.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
@@ -17,6 +19,7 @@ use tokio::io::Interest;
 use tokio::sync::Notify;
 use ucx1_sys::{ucp_worker_h, ucp_worker_params_field, ucp_worker_params_t, ucs_thread_mode_t};
 
+use super::budget::ReceiveBudget;
 use super::context::Context;
 use super::status::{Status, UcsError};
 use super::sys::Api;
@@ -62,6 +65,8 @@ pub struct Worker {
     /// Wakes the event-mode progress task after a local submission.
     poke: Notify,
     stopped: Cell<bool>,
+    /// What the worker's connection holds of received messages; progress stops while it is spent.
+    budget: Rc<ReceiveBudget>,
     /// UCX callback arguments point into these; they live exactly as long as the worker.
     callback_state: RefCell<Vec<Rc<dyn CallbackState>>>,
 }
@@ -103,6 +108,7 @@ impl Worker {
             context: context.clone(),
             poke: Notify::new(),
             stopped: Cell::new(false),
+            budget: ReceiveBudget::unlimited(),
             callback_state: RefCell::new(Vec::new()),
         }))
     }
@@ -134,6 +140,28 @@ impl Worker {
         self.poke.notify_one();
     }
 
+    /// The receive budget of this worker (unlimited until a limit is set).
+    pub(crate) fn receive_budget(&self) -> &Rc<ReceiveBudget> {
+        &self.budget
+    }
+
+    /// While the receive budget is spent, waits until it is released (or a fetch needs
+    /// progress, or the worker stops); returns at once otherwise.
+    async fn wait_for_budget(&self) {
+        while !self.stopped.get() {
+            // created before the check, so a release between the two is not missed
+            let changed = self.budget.next_change();
+            if !self.budget.paused() {
+                return;
+            }
+            tokio::select! {
+                _ = changed => {}
+                // a local submission or stop(): look again
+                _ = self.poke.notified() => {}
+            }
+        }
+    }
+
     /// Keeps `state` alive for as long as the worker (see [`CallbackState`]).
     pub(crate) fn keep(&self, state: Rc<dyn CallbackState>) {
         self.callback_state.borrow_mut().push(state);
@@ -152,8 +180,9 @@ impl Worker {
 
     async fn drive_busy(&self) {
         while !self.stopped.get() {
+            self.wait_for_budget().await;
             for _ in 0..PROGRESS_BURST {
-                if self.progress() == 0 {
+                if self.budget.paused() || self.progress() == 0 {
                     break;
                 }
             }
@@ -176,8 +205,9 @@ impl Worker {
                 )
             })?;
         while !self.stopped.get() {
+            self.wait_for_budget().await;
             let mut burst = 0;
-            while self.progress() != 0 {
+            while !self.budget.paused() && self.progress() != 0 {
                 burst += 1;
                 if burst == PROGRESS_BURST {
                     burst = 0;
@@ -186,6 +216,10 @@ impl Worker {
                         return Ok(());
                     }
                 }
+            }
+            if self.budget.paused() {
+                // not armed: nothing is to be read until the budget is released
+                continue;
             }
             // SAFETY: valid worker on its own thread.
             let armed = Status::from(unsafe { (self.api.ucp_worker_arm)(self.handle) });
