@@ -8,8 +8,8 @@
 //! - `cargo xtask bench`    the transport benchmark, quick preset (extra args go to `polyflight bench`)
 //! - `cargo xtask fuzz`     the fuzz targets of the network-facing parsers (`--seconds N`, target names)
 //! - `cargo xtask integration [TRANSPORTS]`  Arrow's Flight integration scenarios and JSON data
-//!   sets, our server × our client, over grpc, grpc+tls, grpc+unix and ucx (or the comma-separated
-//!   TRANSPORTS), printed as a table
+//!   sets, our server × our client over grpc, grpc+tls, grpc+unix and ucx (or the comma-separated
+//!   TRANSPORTS), and polyflight × pyarrow both ways over the gRPC ones, printed as a table
 
 mod codegen;
 mod deps;
@@ -124,6 +124,9 @@ fn test(extra: &[String]) -> Result<()> {
 /// binaries are built first, since the matrix runs them as subprocesses.
 fn integration(extra: &[String]) -> Result<()> {
     deps::ensure_build_deps()?;
+    // The pyarrow pairs of the matrix run their peer with this interpreter.
+    let python = venv::ensure_interop_venv()?;
+    std::env::set_var("POLYFLIGHT_PYTHON", &python);
     run(
         "cargo",
         &["build", "-p", "polyflight-integration", "--bins"],

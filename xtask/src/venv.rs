@@ -14,8 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// What the interop peers need, pinned so every machine tests against the same Arrow C++.
-/// pyarrow bundles gRPC C++, so nothing else is required.
-pub const REQUIREMENTS: &[&str] = &["pyarrow==26.0.1"];
+/// pyarrow bundles gRPC C++. The integration peer also speaks the RPCs pyarrow has no API for
+/// (PollFlightInfo) with grpcio, and builds Flight's protobuf messages with grpcio-tools' protoc
+/// and the protobuf runtime.
+pub const REQUIREMENTS: &[&str] = &[
+    "pyarrow==26.0.1",
+    "grpcio==1.85.3",
+    "grpcio-tools==1.85.1",
+    "protobuf==7.36.2",
+];
 
 /// Directory name of the venv under the workspace root.
 pub const VENV_DIR: &str = ".venv-interop";
@@ -42,7 +49,7 @@ fn stamp_contents() -> String {
 
 /// True when `python` runs and can import pyarrow's Flight module.
 fn imports_pyarrow_flight(python: &Path) -> bool {
-    runs(python, "import pyarrow.flight")
+    runs(python, "import pyarrow.flight, grpc, grpc_tools")
 }
 
 /// True when `python -c code` runs and succeeds.
@@ -165,7 +172,7 @@ pub fn ensure_interop_venv() -> Result<PathBuf> {
     }
     if !imports_pyarrow_flight(&python) {
         bail!(
-            "{} cannot `import pyarrow.flight` after installing {}",
+            "{} cannot `import pyarrow.flight, grpc, grpc_tools` after installing {}",
             python.display(),
             REQUIREMENTS.join(" ")
         );

@@ -371,6 +371,96 @@ impl UploadError {
     }
 }
 
+/// Set when an upload's input stream has had nothing to give: the application produces its
+/// next message only later, perhaps only after it has read a reply.
+#[derive(Clone, Default)]
+struct InputWaiting(Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
+
+impl InputWaiting {
+    /// `input`, marking this whenever it answers `Pending`.
+    fn watch<T: Send + 'static>(&self, input: FlightStream<T>) -> FlightStream<T> {
+        struct Watched<T> {
+            input: FlightStream<T>,
+            waiting: InputWaiting,
+        }
+        impl<T> Stream for Watched<T> {
+            type Item = Result<T>;
+            fn poll_next(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Self::Item>> {
+                let polled = self.input.as_mut().poll_next(cx);
+                if polled.is_pending() {
+                    let (flag, notify) = &*self.waiting.0;
+                    flag.store(true, std::sync::atomic::Ordering::Release);
+                    notify.notify_waiters();
+                }
+                polled
+            }
+        }
+        Box::pin(Watched {
+            input,
+            waiting: self.clone(),
+        })
+    }
+
+    /// Resolves once the input has answered `Pending`.
+    async fn wait(&self) {
+        let (flag, notify) = &*self.0;
+        loop {
+            let notified = notify.notified();
+            if flag.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Hands back the response of a call whose client writes first (DoPut, DoExchange).
+///
+/// The response comes back once the server has sent its headers, as for every other call. But
+/// a server may read before it answers: Arrow C++'s (and so pyarrow's) sends its headers with
+/// its first message, and an echo writes that only after it has read one. If the application
+/// feeds the upload from what it reads, waiting for those headers would wait forever. So once
+/// the input stream has had nothing to give, the response is handed back at once, with no
+/// headers: its body waits for the call, and the server's headers then reach the client's
+/// middleware only. An error that ends the call before that point is returned here; after
+/// it, it is the body's first item.
+async fn upload_response<T: Send + 'static>(
+    call: impl Future<Output = Result<Response<FlightStream<T>>>> + Send + 'static,
+    waiting: InputWaiting,
+) -> Result<Response<FlightStream<T>>> {
+    let mut call = Box::pin(call);
+    tokio::select! {
+        biased;
+        response = &mut call => response,
+        () = waiting.wait() => {
+            let trailers = Trailers::default();
+            let outer = trailers.clone();
+            let body = futures::stream::once(call).flat_map(move |response| match response {
+                Ok(response) => {
+                    let inner = response.trailers.clone();
+                    let outer = outer.clone();
+                    // The call's trailers, once its stream has ended, are this response's.
+                    let end = futures::stream::once(async move {
+                        outer.extend(inner.get());
+                        None
+                    });
+                    Box::pin(response.body.map(Some).chain(end).filter_map(futures::future::ready))
+                        as FlightStream<T>
+                }
+                Err(err) => Box::pin(futures::stream::iter([Err(err)])),
+            });
+            Ok(Response {
+                headers: Headers::new(),
+                body: Box::pin(body),
+                trailers,
+            })
+        }
+    }
+}
+
 struct Inner {
     location: Location,
     transport: Arc<dyn ClientTransport>,
@@ -619,10 +709,14 @@ impl FlightClient {
     ) -> Result<Response<FlightStream<PutResult>>> {
         let (meta, control) = self.begin(FlightMethod::DoPut);
         let upload = UploadError::default();
-        let data = limit_writes(data, self.options.max_write_size);
-        let call =
-            rpc::call_streaming::<method::DoPut>(&*self.inner.transport, meta, upload.watch(data));
-        let response = match control.streaming(call).await {
+        let waiting = InputWaiting::default();
+        let data = waiting.watch(upload.watch(limit_writes(data, self.options.max_write_size)));
+        let transport = self.inner.transport.clone();
+        let call = async move {
+            let call = rpc::call_streaming::<method::DoPut>(&*transport, meta, data);
+            control.streaming(call).await
+        };
+        let response = match upload_response(call, waiting).await {
             Ok(response) => response,
             Err(err) => return Err(upload.take().unwrap_or(err)),
         };
@@ -651,13 +745,14 @@ impl FlightClient {
     ) -> Result<Response<FlightStream<FlightData>>> {
         let (meta, control) = self.begin(FlightMethod::DoExchange);
         let upload = UploadError::default();
-        let data = limit_writes(data, self.options.max_write_size);
-        let call = rpc::call_streaming::<method::DoExchange>(
-            &*self.inner.transport,
-            meta,
-            upload.watch(data),
-        );
-        let response = match control.streaming(call).await {
+        let waiting = InputWaiting::default();
+        let data = waiting.watch(upload.watch(limit_writes(data, self.options.max_write_size)));
+        let transport = self.inner.transport.clone();
+        let call = async move {
+            let call = rpc::call_streaming::<method::DoExchange>(&*transport, meta, data);
+            control.streaming(call).await
+        };
+        let response = match upload_response(call, waiting).await {
             Ok(response) => response,
             Err(err) => return Err(upload.take().unwrap_or(err)),
         };

@@ -13,7 +13,9 @@
 //!   the registry that finds them by name;
 //! - [`json_flight`]: the JSON round trip (the default "scenario" when none is named);
 //! - [`json_writer`] and [`datagen`]: record batches written as integration JSON, and the data
-//!   sets of every type family archery generates.
+//!   sets of every type family archery generates;
+//! - [`matrix`]: server binaries against client binaries, every case over every transport, as
+//!   a table; [`pyarrow`]: pyarrow as the other implementation (`python/pyarrow_peer.py`).
 
 pub mod cli;
 pub mod datagen;
@@ -22,6 +24,7 @@ pub mod json_flight;
 pub mod json_writer;
 pub mod matrix;
 pub mod peer;
+pub mod pyarrow;
 pub mod scenarios;
 
 pub use failure::{Failure, Outcome};

@@ -8,6 +8,7 @@
 //! live in a directory the caller owns.
 
 use crate::scenarios;
+use polyflight::transports::LoopbackPki;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,13 +21,76 @@ const STARTUP: Duration = Duration::from_secs(30);
 /// How long one client run may take.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The two binaries under test.
+/// A program to run with leading arguments (a binary, or an interpreter and its script).
 #[derive(Debug, Clone)]
-pub struct Binaries {
-    /// `flight-test-integration-server`.
-    pub server: PathBuf,
-    /// `flight-test-integration-client`.
-    pub client: PathBuf,
+pub struct Program {
+    /// The executable.
+    pub path: PathBuf,
+    /// Arguments that come before the case's flags.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl Program {
+    /// A binary with no leading arguments.
+    pub fn binary(path: impl Into<PathBuf>) -> Program {
+        Program {
+            path: path.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    fn command(&self, args: &[String]) -> Command {
+        let mut command = Command::new(&self.path);
+        command.args(&self.args).args(args);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    fn display(&self) -> String {
+        std::iter::once(self.path.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Why an implementation's server cannot play a case, if it cannot.
+pub type ServerLimits = fn(&Case) -> Option<String>;
+
+/// One implementation of the integration binaries: its server, its client, and what it can play.
+#[derive(Debug, Clone)]
+pub struct Implementation {
+    /// Its name in the table.
+    pub name: &'static str,
+    /// `flight-test-integration-server` or its equivalent.
+    pub server: Program,
+    /// `flight-test-integration-client` or its equivalent.
+    pub client: Program,
+    /// The transports it speaks.
+    pub transports: &'static [Transport],
+    /// The cases its server cannot serve, with the reason; they are reported as skipped.
+    pub server_limits: ServerLimits,
+}
+
+impl Implementation {
+    /// polyflight's two binaries.
+    pub fn polyflight(server: impl Into<PathBuf>, client: impl Into<PathBuf>) -> Implementation {
+        Implementation {
+            name: "polyflight",
+            server: Program::binary(server),
+            client: Program::binary(client),
+            transports: &Transport::ALL,
+            server_limits: |_| None,
+        }
+    }
+
+    /// Whether it speaks `transport`.
+    pub fn speaks(&self, transport: Transport) -> bool {
+        self.transports.contains(&transport)
+    }
 }
 
 /// A transport of the matrix.
@@ -98,14 +162,27 @@ impl Case {
 /// What one case did.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
+    /// The implementation that served.
+    pub server: &'static str,
+    /// The implementation that was the client.
+    pub client: &'static str,
     /// The transport.
     pub transport: Transport,
     /// The case.
     pub case: String,
-    /// Whether the client exited 0.
+    /// Whether the client exited 0 (false when skipped).
     pub passed: bool,
+    /// Why the case was not run, when one side cannot play it.
+    pub skipped: Option<String>,
     /// The client's last line of output, or why the case could not run.
     pub detail: String,
+}
+
+impl CaseResult {
+    /// `server × client`, as the table's first column names the pair.
+    pub fn pair(&self) -> String {
+        format!("{} × {}", self.server, self.client)
+    }
 }
 
 /// A running server process; dropping it stops it (SIGTERM, then kill after a grace period).
@@ -119,9 +196,9 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts the server binary with `args` and waits for its two listening lines.
-    pub fn start(server: &Path, args: &[String]) -> Result<ServerProcess, String> {
-        let mut child = Command::new(server)
-            .args(args)
+    pub fn start(server: &Program, args: &[String]) -> Result<ServerProcess, String> {
+        let mut child = server
+            .command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -208,9 +285,9 @@ impl Drop for ServerProcess {
 
 /// Runs the client binary with `args`, killing it after [`CLIENT_DEADLINE`]; returns whether it
 /// exited 0 and its last line of output.
-pub fn run_client(client: &Path, args: &[String]) -> (bool, String) {
-    let mut child = match Command::new(client)
-        .args(args)
+pub fn run_client(client: &Program, args: &[String]) -> (bool, String) {
+    let mut child = match client
+        .command(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -248,23 +325,54 @@ pub fn run_client(client: &Path, args: &[String]) -> (bool, String) {
     }
 }
 
+/// The certificate, key and CA files of `grpc+tls` cases, minted once into `dir`.
+struct TlsFiles {
+    cert: String,
+    key: String,
+    ca: String,
+}
+
+fn tls_files(dir: &Path) -> Result<TlsFiles, String> {
+    let files = TlsFiles {
+        cert: dir.join("server.pem").display().to_string(),
+        key: dir.join("server.key").display().to_string(),
+        ca: dir.join("ca.pem").display().to_string(),
+    };
+    if Path::new(&files.ca).exists() {
+        return Ok(files);
+    }
+    let pki = LoopbackPki::generate().map_err(|e| format!("minting certificates: {e}"))?;
+    for (path, pem) in [
+        (&files.cert, &pki.server_cert_pem),
+        (&files.key, &pki.server_key_pem),
+        (&files.ca, &pki.ca_pem),
+    ] {
+        std::fs::write(path, pem).map_err(|e| format!("writing {path}: {e}"))?;
+    }
+    Ok(files)
+}
+
 /// The server and client flags of `transport`, with its files in `dir`.
-fn transport_args(transport: Transport, dir: &Path) -> (Vec<String>, Vec<String>) {
-    let ca = dir.join("ca.pem").display().to_string();
-    match transport {
+fn transport_args(transport: Transport, dir: &Path) -> Result<(Vec<String>, Vec<String>), String> {
+    Ok(match transport {
         Transport::Grpc => (
             vec!["-port=0".into()],
             vec!["-host".into(), "localhost".into()],
         ),
-        Transport::GrpcTls => (
-            vec![
-                "-uri".into(),
-                "grpc+tls://127.0.0.1:0".into(),
-                "-tls_ca_out".into(),
-                ca.clone(),
-            ],
-            vec!["-tls_root_ca".into(), ca],
-        ),
+        Transport::GrpcTls => {
+            let tls = tls_files(dir)?;
+            (
+                vec![
+                    "-uri".into(),
+                    "grpc+tls://127.0.0.1:0".into(),
+                    "-tls_cert".into(),
+                    tls.cert,
+                    "-tls_key".into(),
+                    tls.key,
+                ],
+                vec!["-tls_root_ca".into(), tls.ca],
+            )
+        }
         Transport::GrpcUnix => (
             vec![
                 "-uri".into(),
@@ -273,7 +381,7 @@ fn transport_args(transport: Transport, dir: &Path) -> (Vec<String>, Vec<String>
             Vec::new(),
         ),
         Transport::Ucx => (vec!["-uri".into(), "ucx://127.0.0.1:0".into()], Vec::new()),
-    }
+    })
 }
 
 fn client_args(transport: Transport, base: &[String], server: &ServerProcess) -> Vec<String> {
@@ -287,40 +395,69 @@ fn client_args(transport: Transport, base: &[String], server: &ServerProcess) ->
     args
 }
 
-/// Runs `cases` over `transport`, with the transport's files (socket, CA) in `dir`.
-pub fn run_transport(
-    binaries: &Binaries,
+/// Runs `cases` with `server`'s server and `client`'s client over `transport`, with the
+/// transport's files (socket, certificates) in `dir`. Both must speak the transport.
+pub fn run_pair(
+    server: &Implementation,
+    client: &Implementation,
     transport: Transport,
     cases: &[Case],
     dir: &Path,
 ) -> Vec<CaseResult> {
-    let (server_base, client_base) = transport_args(transport, dir);
     let mut results = Vec::with_capacity(cases.len());
     let record = |results: &mut Vec<CaseResult>, case: &Case, passed: bool, detail: String| {
         results.push(CaseResult {
+            server: server.name,
+            client: client.name,
             transport,
             case: case.label(),
             passed,
+            skipped: None,
             detail,
         })
     };
-    let (scenario_cases, json_cases): (Vec<&Case>, Vec<&Case>) =
-        cases.iter().partition(|c| matches!(c, Case::Scenario(_)));
+    let (server_base, client_base) = match transport_args(transport, dir) {
+        Ok(args) => args,
+        Err(e) => {
+            for case in cases {
+                record(&mut results, case, false, e.clone());
+            }
+            return results;
+        }
+    };
+    let mut playable = Vec::with_capacity(cases.len());
+    for case in cases {
+        match (server.server_limits)(case) {
+            Some(why) => results.push(CaseResult {
+                server: server.name,
+                client: client.name,
+                transport,
+                case: case.label(),
+                passed: false,
+                skipped: Some(why),
+                detail: String::new(),
+            }),
+            None => playable.push(case),
+        }
+    }
+    let (scenario_cases, json_cases): (Vec<&Case>, Vec<&Case>) = playable
+        .into_iter()
+        .partition(|c| matches!(c, Case::Scenario(_)));
     for case in scenario_cases {
         let Case::Scenario(name) = case else { continue };
         let mut args = server_base.clone();
         args.extend(["-scenario".to_string(), name.to_string()]);
-        let server = match ServerProcess::start(&binaries.server, &args) {
-            Ok(server) => server,
+        let process = match ServerProcess::start(&server.server, &args) {
+            Ok(process) => process,
             Err(e) => {
                 record(&mut results, case, false, format!("server: {e}"));
                 continue;
             }
         };
-        let mut args = client_args(transport, &client_base, &server);
+        let mut args = client_args(transport, &client_base, &process);
         args.extend(["-scenario".to_string(), name.to_string()]);
-        let (passed, detail) = run_client(&binaries.client, &args);
-        let clean = server.stop();
+        let (passed, detail) = run_client(&client.client, &args);
+        let clean = process.stop();
         let detail = if clean {
             detail
         } else {
@@ -329,17 +466,18 @@ pub fn run_transport(
         record(&mut results, case, passed && clean, detail);
     }
     if !json_cases.is_empty() {
-        match ServerProcess::start(&binaries.server, &server_base) {
-            Ok(server) => {
+        match ServerProcess::start(&server.server, &server_base) {
+            Ok(process) => {
+                let first = results.len();
                 for case in &json_cases {
                     let Case::Json(path) = case else { continue };
-                    let mut args = client_args(transport, &client_base, &server);
+                    let mut args = client_args(transport, &client_base, &process);
                     args.extend(["-path".to_string(), path.display().to_string()]);
-                    let (passed, detail) = run_client(&binaries.client, &args);
+                    let (passed, detail) = run_client(&client.client, &args);
                     record(&mut results, case, passed, detail);
                 }
-                if !server.stop() {
-                    for result in results.iter_mut().rev().take(json_cases.len()) {
+                if !process.stop() {
+                    for result in &mut results[first..] {
                         result.passed = false;
                         result
                             .detail
@@ -374,7 +512,7 @@ pub fn known_gap(case: &str) -> Option<&'static str> {
 pub fn surprises(results: &[CaseResult]) -> (Vec<&CaseResult>, Vec<&CaseResult>) {
     let failed = results
         .iter()
-        .filter(|r| !r.passed && known_gap(&r.case).is_none())
+        .filter(|r| !r.passed && r.skipped.is_none() && known_gap(&r.case).is_none())
         .collect();
     let fixed = results
         .iter()
@@ -388,12 +526,14 @@ pub fn scenario_cases() -> Vec<Case> {
     scenarios::names().into_iter().map(Case::Scenario).collect()
 }
 
-/// A Markdown table of `results`: one row per case, one column per transport.
+/// A Markdown table of `results`: one row per (server × client, case), one column per
+/// transport.
 pub fn table(results: &[CaseResult], transports: &[Transport]) -> String {
-    let mut cases: Vec<&str> = Vec::new();
+    let mut rows: Vec<(String, &str)> = Vec::new();
     for r in results {
-        if !cases.contains(&r.case.as_str()) {
-            cases.push(&r.case);
+        let row = (r.pair(), r.case.as_str());
+        if !rows.contains(&row) {
+            rows.push(row);
         }
     }
     let mut out = String::from("| server × client | case |");
@@ -405,16 +545,17 @@ pub fn table(results: &[CaseResult], transports: &[Transport]) -> String {
         out.push_str("---|");
     }
     out.push('\n');
-    for case in cases {
-        out.push_str(&format!("| polyflight × polyflight | {case} |"));
+    for (pair, case) in rows {
+        out.push_str(&format!("| {pair} | {case} |"));
         for t in transports {
             let cell = results
                 .iter()
-                .find(|r| r.transport == *t && r.case == case)
-                .map(|r| match (r.passed, known_gap(&r.case)) {
-                    (true, _) => "pass",
-                    (false, Some(_)) => "FAIL (known)",
-                    (false, None) => "FAIL",
+                .find(|r| r.transport == *t && r.case == case && r.pair() == pair)
+                .map(|r| match (r.passed, &r.skipped, known_gap(&r.case)) {
+                    (_, Some(_), _) => "skip",
+                    (true, None, _) => "pass",
+                    (false, None, Some(_)) => "FAIL (known)",
+                    (false, None, None) => "FAIL",
                 })
                 .unwrap_or("–");
             out.push_str(&format!(" {cell} |"));

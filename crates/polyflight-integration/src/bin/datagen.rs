@@ -1,19 +1,35 @@
-//! `flight-test-integration-datagen DIR`: writes the JSON round trip's data sets into `DIR`
-//! (one `<name>.json` per data set) and prints their paths.
+//! `flight-test-integration-datagen [--ipc] DIR`: writes the JSON round trip's data sets into
+//! `DIR` (one `<name>.json` per data set) and prints their paths. With `--ipc`, each data set
+//! also gets `<name>.arrow_file`, its data as an Arrow IPC file read back from the JSON, for
+//! peers that cannot read integration JSON (pyarrow).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Some(dir) = std::env::args().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: flight-test-integration-datagen DIR");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ipc = args.iter().any(|a| a == "--ipc");
+    let rest: Vec<&String> = args.iter().filter(|a| *a != "--ipc").collect();
+    let [dir] = rest.as_slice() else {
+        eprintln!("usage: flight-test-integration-datagen [--ipc] DIR");
         return ExitCode::from(2);
     };
+    let dir = PathBuf::from(dir);
     if let Err(err) = std::fs::create_dir_all(&dir) {
         eprintln!("cannot create {}: {err}", dir.display());
         return ExitCode::FAILURE;
     }
-    match polyflight_integration::datagen::write_all(&dir) {
+    let written = polyflight_integration::datagen::write_all(&dir).and_then(|paths| {
+        let mut all = Vec::with_capacity(paths.len() * 2);
+        for path in paths {
+            if ipc {
+                all.push(polyflight_integration::pyarrow::write_ipc_twin(&path)?);
+            }
+            all.push(path);
+        }
+        Ok(all)
+    });
+    match written {
         Ok(paths) => {
             for path in paths {
                 println!("{}", path.display());
