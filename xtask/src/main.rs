@@ -38,7 +38,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]|integration [TRANSPORTS]|fuzz [--seconds N] [TARGET…]>"
+                "usage: cargo xtask <deps|codegen [--check]|test|ci|bench [ARGS…]|integration [TRANSPORTS]|fuzz [--seconds N] [--runs N] [--sanitizer address|none] [TARGET…]>"
             );
             if cmd == "help" {
                 Ok(())

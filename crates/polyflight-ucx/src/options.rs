@@ -33,7 +33,7 @@ pub struct UcxOptions {
     /// the client that connects; this setting does nothing there.
     pub error_handling: ErrorHandling,
     /// The bytes of received messages a connection holds before the application reads them
-    /// (default 64 MiB): eager data queued, frames waiting for an earlier one, rendezvous bodies
+    /// (default 256 MiB, the server message limit): eager data queued, frames waiting for an earlier one, rendezvous bodies
     /// fetched. While they reach it the connection's worker stops reading from the transport,
     /// which holds the sender back; a connection holds at most this plus one message. Memory is
     /// bounded by this setting, never by what a peer claims.
@@ -50,7 +50,7 @@ impl Default for UcxOptions {
             progress: ProgressMode::from_env(),
             max_idle_connections: 3,
             error_handling: ErrorHandling::from_env(),
-            receive_budget: 64 << 20,
+            receive_budget: 256 << 20,
             receive_budget_wait: Duration::from_secs(30),
         }
     }
