@@ -41,6 +41,7 @@ mod service;
 pub mod session;
 pub mod transport;
 mod types;
+pub mod warn_limit;
 
 pub use async_trait::async_trait;
 pub use auth::{BasicAuthenticator, ServerAuthHandler};
