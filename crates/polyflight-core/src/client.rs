@@ -702,18 +702,23 @@ impl FlightClient {
         Ok(FlightRecordBatchStream::from_response(response))
     }
 
-    /// `DoPut` of raw FlightData (the first message should carry the descriptor).
-    pub async fn do_put_data(
+    /// A call whose client streams FlightData (DoPut, DoExchange): the upload's own error wins
+    /// over the call's, and the response comes back as [`upload_response`] says.
+    async fn upload<R>(
         &self,
         data: FlightStream<FlightData>,
-    ) -> Result<Response<FlightStream<PutResult>>> {
-        let (meta, control) = self.begin(FlightMethod::DoPut);
+    ) -> Result<Response<FlightStream<R::Response>>>
+    where
+        R: rpc::Rpc<Request = FlightData> + 'static,
+        R::Response: Send + 'static,
+    {
+        let (meta, control) = self.begin(R::METHOD);
         let upload = UploadError::default();
         let waiting = InputWaiting::default();
         let data = waiting.watch(upload.watch(limit_writes(data, self.options.max_write_size)));
         let transport = self.inner.transport.clone();
         let call = async move {
-            let call = rpc::call_streaming::<method::DoPut>(&*transport, meta, data);
+            let call = rpc::call_streaming::<R>(&*transport, meta, data);
             control.streaming(call).await
         };
         let response = match upload_response(call, waiting).await {
@@ -721,6 +726,14 @@ impl FlightClient {
             Err(err) => return Err(upload.take().unwrap_or(err)),
         };
         Ok(response.map(|body| upload.wrap(body)))
+    }
+
+    /// `DoPut` of raw FlightData (the first message should carry the descriptor).
+    pub async fn do_put_data(
+        &self,
+        data: FlightStream<FlightData>,
+    ) -> Result<Response<FlightStream<PutResult>>> {
+        self.upload::<method::DoPut>(data).await
     }
 
     /// `DoPut` of record batches to `descriptor`; returns the server's PutResults as they come,
@@ -743,20 +756,7 @@ impl FlightClient {
         &self,
         data: FlightStream<FlightData>,
     ) -> Result<Response<FlightStream<FlightData>>> {
-        let (meta, control) = self.begin(FlightMethod::DoExchange);
-        let upload = UploadError::default();
-        let waiting = InputWaiting::default();
-        let data = waiting.watch(upload.watch(limit_writes(data, self.options.max_write_size)));
-        let transport = self.inner.transport.clone();
-        let call = async move {
-            let call = rpc::call_streaming::<method::DoExchange>(&*transport, meta, data);
-            control.streaming(call).await
-        };
-        let response = match upload_response(call, waiting).await {
-            Ok(response) => response,
-            Err(err) => return Err(upload.take().unwrap_or(err)),
-        };
-        Ok(response.map(|body| upload.wrap(body)))
+        self.upload::<method::DoExchange>(data).await
     }
 
     /// `DoExchange` of record batches: sends `batches` under `descriptor`, returns the server's
