@@ -1110,6 +1110,7 @@ conformance! {
     grpc_mtls => "grpc+tls/mtls",
     grpc_unix => "grpc+unix",
     ucx => "ucx",
+    ucx_small_budget => "ucx/small-budget",
     // A transport of the suite's own (tests/common/mem.rs) under a scheme the core does not know.
     mem => "mem";
     (

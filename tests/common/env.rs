@@ -38,6 +38,15 @@ pub fn endpoint_for(transport: &str) -> LoopbackEndpoint {
             endpoint.cleanup();
             endpoint = polyflight_grpc::tls::loopback_mtls_endpoint().expect("mutual TLS endpoint");
         }
+        // ucx with a receive budget far below the suite's largest frame (64 MiB), on both sides
+        "small-budget" if scheme == Scheme::Ucx => {
+            let options = polyflight::transports::UcxOptions {
+                receive_budget: 1 << 20,
+                ..Default::default()
+            };
+            endpoint.listen.extensions.insert(options);
+            endpoint.connect.extensions.insert(options);
+        }
         other => panic!("unknown variant {other} of {transport}"),
     }
     endpoint

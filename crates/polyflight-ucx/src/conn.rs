@@ -250,7 +250,7 @@ impl FrameConn {
                     &self.peer(),
                     format_args!(
                         "a peer went on sending while its connection's receive budget of \
-                         {limit} bytes was spent; breaking the connection"
+                         {limit} bytes and as much again were spent; breaking the connection"
                     ),
                 );
                 Err(self.break_with(budget_spent(
@@ -288,7 +288,7 @@ impl FrameConn {
     /// Starts fetching a rendezvous body, counted against the budget from now on.
     fn fetch(&self, header: FrameHeader, rndv: RndvData) {
         let held = self.budget.charge(rndv.len());
-        let fetching = self.budget.fetching();
+        let fetching = self.budget.fetching(rndv.len());
         let fetch: Fetch = Box::pin(async move {
             let bytes = rndv.receive().await;
             drop(fetching);

@@ -33,10 +33,12 @@ pub struct UcxOptions {
     /// the client that connects; this setting does nothing there.
     pub error_handling: ErrorHandling,
     /// The bytes of received messages a connection holds before the application reads them
-    /// (default 256 MiB, the server message limit): eager data queued, frames waiting for an earlier one, rendezvous bodies
+    /// (default 64 MiB): eager data queued, frames waiting for an earlier one, rendezvous bodies
     /// fetched. While they reach it the connection's worker stops reading from the transport,
-    /// which holds the sender back; a connection holds at most this plus one message. Memory is
-    /// bounded by this setting, never by what a peer claims.
+    /// which holds the sender back. A frame larger than this is fetched when it is the next one
+    /// the call needs; eager frames that arrive meanwhile may take as much again. A connection
+    /// holds at most twice this plus one frame: memory is bounded by this setting, never by what
+    /// a peer claims.
     pub receive_budget: usize,
     /// How long a server's connection may stay at its receive budget, its handler not reading,
     /// before the call is refused with UNAVAILABLE and the connection closed (default 30 s, as
@@ -50,7 +52,7 @@ impl Default for UcxOptions {
             progress: ProgressMode::from_env(),
             max_idle_connections: 3,
             error_handling: ErrorHandling::from_env(),
-            receive_budget: 256 << 20,
+            receive_budget: 64 << 20,
             receive_budget_wait: Duration::from_secs(30),
         }
     }

@@ -61,6 +61,7 @@ fn concat(segments: &[Bytes]) -> Vec<u8> {
 fn start_echo_server(
     context: Arc<Context>,
     mode: ProgressMode,
+    budget: usize,
 ) -> (
     SocketAddr,
     tokio::sync::oneshot::Sender<()>,
@@ -77,7 +78,7 @@ fn start_echo_server(
         loop {
             tokio::select! {
                 request = listener.accept() => {
-                    servers.push(spawn_echo_connection(server_context.clone(), mode, request));
+                    servers.push(spawn_echo_connection(server_context.clone(), mode, request, budget));
                 }
                 _ = &mut stop_rx => break,
             }
@@ -102,13 +103,16 @@ fn spawn_echo_connection(
     context: Arc<Context>,
     mode: ProgressMode,
     request: ConnectionRequest,
+    budget: usize,
 ) -> WorkerThread<()> {
     run_worker_thread(
         "test-server-conn",
         context,
         mode,
         move |worker| async move {
-            let conn = FrameConn::new(Endpoint::accept(&worker, request).unwrap()).unwrap();
+            let conn = FrameConn::new(Endpoint::accept(&worker, request).unwrap())
+                .unwrap()
+                .with_receive_budget(budget);
             loop {
                 let frame = match conn.recv().await {
                     Ok(frame) => frame,
@@ -158,7 +162,7 @@ where
 fn echo_sizes(mode: ProgressMode) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let context = Context::new().unwrap();
-    let (addr, stop, server) = start_echo_server(context.clone(), mode);
+    let (addr, stop, server) = start_echo_server(context.clone(), mode, usize::MAX);
     run_client(context, mode, addr, |conn| async move {
         let cases = [
             (0usize, 1usize),
@@ -206,7 +210,7 @@ fn many_messages_pipelined_no_descriptor_leak() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let context = Context::new().unwrap();
     let mode = ProgressMode::Event;
-    let (addr, stop, server) = start_echo_server(context.clone(), mode);
+    let (addr, stop, server) = start_echo_server(context.clone(), mode, usize::MAX);
     run_client(context, mode, addr, |conn| async move {
         let sizes = [10usize, 2000, 9000, 40_000, 300_000, 0, 1];
         let rounds = 400;
@@ -232,6 +236,42 @@ fn many_messages_pipelined_no_descriptor_leak() {
             );
             received += 1;
         }
+        conn.disconnect(Duration::from_secs(2)).await;
+    });
+    let _ = stop.send(());
+    server.join().unwrap();
+    assert_eq!(held_descriptors(), 0, "rendezvous descriptors leaked");
+}
+
+#[test]
+fn frames_larger_than_the_receive_budget_pass_with_small_frames_pipelined_behind() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let context = Context::new().unwrap();
+    let mode = ProgressMode::Event;
+    const BUDGET: usize = 256 * 1024;
+    // Both sides hold BUDGET bytes at most. Bodies of 16 times that are fetched when they are the
+    // next frame, and the small eager frames sent right behind them (every send is started at
+    // once, and the echo server pipelines its replies) arrive while those fetches are under way.
+    let (addr, stop, server) = start_echo_server(context.clone(), mode, BUDGET);
+    run_client(context, mode, addr, |conn| async move {
+        let conn = conn.with_receive_budget(BUDGET);
+        let mut sizes = Vec::new();
+        for big in [16 * BUDGET, 16 * BUDGET + 1, 4 * BUDGET] {
+            sizes.push(big);
+            sizes.extend(std::iter::repeat_n(4096, 32));
+        }
+        let mut expected = Vec::new();
+        for (i, len) in sizes.iter().enumerate() {
+            let segments = body(*len, i as u8, 1 + i % 2);
+            expected.push(concat(&segments));
+            let send = conn.send(FrameType::Buffer, segments);
+            tokio::task::spawn_local(async move { send.await.unwrap() });
+        }
+        for (i, want) in expected.iter().enumerate() {
+            let frame = conn.recv().await.unwrap();
+            assert!(frame.body.as_ref() == want.as_slice(), "frame {i} differs");
+        }
+        assert_eq!(conn.receive_budget().held(), 0);
         conn.disconnect(Duration::from_secs(2)).await;
     });
     let _ = stop.send(());
@@ -424,7 +464,8 @@ fn a_connection_not_read_holds_its_sender_back_within_its_receive_budget() {
                 },
             )
             .unwrap();
-            let echo = spawn_echo_connection(server_context, mode, listener.accept().await);
+            let echo =
+                spawn_echo_connection(server_context, mode, listener.accept().await, usize::MAX);
             // the listener's worker must outlive the connections accepted from it
             for mut thread in [flooded, echo] {
                 thread.finished().await;

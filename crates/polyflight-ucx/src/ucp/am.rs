@@ -16,8 +16,9 @@
 //! messages: the sender's request completes only once the data has been pulled. Eager data is
 //! counted against the worker's [`ReceiveBudget`] from the callback until the consumer is done
 //! with it; the worker stops progressing while the budget is spent. Eager data that arrives while
-//! the worker progresses over the budget (for a fetch), or that is longer than the stream's
-//! largest message, is not copied: the consumer gets an [`AmData::Refused`] in its place.
+//! the worker progresses over the budget (for a fetch) once the overdraft is used up, or that is
+//! longer than the stream's largest message, is not copied: the consumer gets an
+//! [`AmData::Refused`] in its place.
 
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -121,7 +122,8 @@ pub struct AmMessage {
 /// Why eager data was not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// It arrived while the receive budget was spent (the worker progressed for a fetch).
+    /// It arrived while the receive budget and its overdraft were spent (the worker progressed
+    /// for a fetch).
     OverBudget {
         /// The data length.
         length: usize,
@@ -396,7 +398,7 @@ unsafe extern "C" fn am_callback(
         let budget = &inbox.budget;
         let data = if length > inbox.max_data.get() {
             RawData::Refused(Refusal::TooLong { length })
-        } else if budget.refuses() {
+        } else if budget.refuses(length) {
             RawData::Refused(Refusal::OverBudget {
                 length,
                 limit: budget.limit(),

@@ -12,9 +12,13 @@
 //!
 //! One exception keeps a reader from waiting on itself: while a rendezvous body it asked for is
 //! being fetched ([`ReceiveBudget::fetching`]), the worker progresses even over the limit, since
-//! the fetch completes only through progress. Eager data arriving then is not kept
-//! ([`ReceiveBudget::refuses`]): the connection is broken instead, so even a peer that ignores
-//! back-pressure cannot make the worker hold more than the limit and one message.
+//! the fetch completes only through progress. That is how a frame larger than the whole budget
+//! gets through: it is fetched when it is the next one the reader needs. Progress then also
+//! delivers the eager frames a peer sent behind it (a pipelining sender does; so does the frame
+//! that follows the moment the sender learns its body arrived), and eager data cannot be left
+//! unread. It is kept up to an overdraft as large again as the limit
+//! ([`ReceiveBudget::refuses`]); past that the connection is broken, so even a peer that ignores
+//! back-pressure cannot make the worker hold more than twice the limit and one frame.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -29,6 +33,8 @@ pub struct ReceiveBudget {
     held: Cell<usize>,
     /// Rendezvous fetches under way: the worker must progress for them to complete.
     fetches: Cell<usize>,
+    /// The bytes those fetches bring (part of `held`).
+    fetching_bytes: Cell<usize>,
     /// When `held` last reached the limit, while it still does.
     exhausted_since: Cell<Option<Instant>>,
     /// Notified whenever the budget is exhausted or released, or a fetch starts or ends.
@@ -42,6 +48,7 @@ impl ReceiveBudget {
             limit: Cell::new(usize::MAX),
             held: Cell::new(0),
             fetches: Cell::new(0),
+            fetching_bytes: Cell::new(0),
             exhausted_since: Cell::new(None),
             changed: Notify::new(),
         })
@@ -79,10 +86,16 @@ impl ReceiveBudget {
         self.exhausted() && self.fetches.get() == 0
     }
 
-    /// Whether eager data arriving now must not be kept: the worker progresses over the limit
-    /// only to complete a fetch.
-    pub fn refuses(&self) -> bool {
-        self.exhausted() && self.fetches.get() > 0
+    /// Whether `bytes` of eager data arriving now must not be kept: the worker progresses over
+    /// the limit only to complete a fetch, and what arrives meanwhile may use an overdraft as
+    /// large as the limit, no more.
+    /// The bodies being fetched do not count here: one of them alone may be over the limit.
+    pub fn refuses(&self, bytes: usize) -> bool {
+        let overdraft = self.limit.get();
+        let other = self.held.get().saturating_sub(self.fetching_bytes.get());
+        self.exhausted()
+            && self.fetches.get() > 0
+            && other.saturating_add(bytes) > self.limit.get().saturating_add(overdraft)
     }
 
     /// Counts `bytes` as held until the returned token is dropped.
@@ -95,12 +108,16 @@ impl ReceiveBudget {
         }
     }
 
-    /// Marks a rendezvous fetch as under way until the returned guard is dropped.
-    pub fn fetching(self: &Rc<Self>) -> Fetching {
+    /// Marks a rendezvous fetch of `bytes` (charged separately) as under way until the returned
+    /// guard is dropped.
+    pub fn fetching(self: &Rc<Self>, bytes: usize) -> Fetching {
         self.fetches.set(self.fetches.get() + 1);
+        self.fetching_bytes
+            .set(self.fetching_bytes.get().saturating_add(bytes));
         self.changed.notify_waiters();
         Fetching {
             budget: self.clone(),
+            bytes,
         }
     }
 
@@ -169,12 +186,15 @@ impl Drop for Held {
 #[derive(Debug)]
 pub struct Fetching {
     budget: Rc<ReceiveBudget>,
+    bytes: usize,
 }
 
 impl Drop for Fetching {
     fn drop(&mut self) {
         let fetches = &self.budget.fetches;
         fetches.set(fetches.get().saturating_sub(1));
+        let fetching = &self.budget.fetching_bytes;
+        fetching.set(fetching.get().saturating_sub(self.bytes));
         self.budget.changed.notify_waiters();
     }
 }
@@ -191,10 +211,19 @@ mod tests {
         assert!(!budget.exhausted() && !budget.paused());
         assert!(budget.has_room(40) && !budget.has_room(41));
         let b = budget.charge(40);
-        assert!(budget.exhausted() && budget.paused() && !budget.refuses());
-        let fetch = budget.fetching();
-        assert!(!budget.paused() && budget.refuses());
+        assert!(budget.exhausted() && budget.paused() && !budget.refuses(1));
+        let fetch = budget.fetching(0);
+        // fetching over the limit: eager data may use an overdraft as large as the limit
+        assert!(!budget.paused() && !budget.refuses(100) && budget.refuses(101));
+        let over = budget.charge(100);
+        assert!(budget.refuses(1));
+        drop(over);
         drop(fetch);
+        // a body being fetched does not use the overdraft, however large
+        let body = budget.charge(1000);
+        let fetch = budget.fetching(1000);
+        assert!(!budget.refuses(100) && budget.refuses(101));
+        drop((fetch, body));
         assert!(budget.paused());
         drop(a);
         assert_eq!(budget.held(), 40);
