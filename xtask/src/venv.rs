@@ -16,12 +16,15 @@ use std::process::{Command, Stdio};
 /// What the interop peers need, pinned so every machine tests against the same Arrow C++.
 /// pyarrow bundles gRPC C++. The integration peer also speaks the RPCs pyarrow has no API for
 /// (PollFlightInfo) with grpcio, and builds Flight's protobuf messages with grpcio-tools' protoc
-/// and the protobuf runtime.
+/// and the protobuf runtime. The Flight SQL example server is checked against ADBC's Flight SQL
+/// driver (Go, packaged as a shared library) through the ADBC driver manager's DB-API.
 pub const REQUIREMENTS: &[&str] = &[
     "pyarrow==26.0.1",
     "grpcio==1.85.3",
     "grpcio-tools==1.85.1",
     "protobuf==7.36.2",
+    "adbc-driver-manager==1.13.0",
+    "adbc-driver-flightsql==1.13.0",
 ];
 
 /// Directory name of the venv under the workspace root.

@@ -26,6 +26,11 @@ pub struct BenchConfig {
     pub transports: Vec<String>,
     /// Run the reference rows: arrow-flight over TCP and the raw TCP and Unix ceilings.
     pub references: bool,
+    /// Transports (by scheme) to serve arrow-flight's perf service on through polyflight's
+    /// tonic bridge (`polyflight_tonic::ArrowFlightAdapter`), read by polyflight's client; empty:
+    /// no such rows.
+    #[serde(default)]
+    pub bridge: Vec<String>,
     /// Concurrent streams of each throughput workload.
     pub streams: u32,
     /// Rows per batch: DoGet runs at each; DoPut and DoExchange at the largest.
@@ -77,6 +82,7 @@ impl BenchConfig {
             preset: "quick".into(),
             transports: Vec::new(),
             references: true,
+            bridge: Vec::new(),
             streams: 4,
             batch_rows: vec![4096, 32768],
             kind: DataKind::Int64,

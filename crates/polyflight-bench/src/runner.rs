@@ -1,4 +1,5 @@
-//! The runner: plans the rows of a run — every transport of a registry, the arrow-flight
+//! The runner: plans the rows of a run — every transport of a registry, arrow-flight services
+//! through the tonic bridge on the transports asked for (`bridge`), the arrow-flight
 //! comparison and the raw-socket ceilings, or one external target — runs them one after
 //! another, and assembles the [`BenchReport`].
 //!
@@ -18,7 +19,7 @@ use crate::command::{PerfCommand, PING_ACTION};
 use crate::config::{BenchConfig, TargetConfig};
 use crate::cpu::{current_tid, CLIENT_THREAD, SERVER_THREAD};
 use crate::data::PreparedData;
-use crate::reference::{ArrowFlightPerfClient, ArrowFlightServer};
+use crate::reference::{ArrowFlightPerfClient, ArrowFlightPerfService, ArrowFlightServer};
 use crate::report::{
     human_bytes, rows_label, BenchReport, LatencyStats, Machine, RowKind, RowReport, Throughput,
     Units, Workload, ARROW_FLIGHT_ROW, TCP_CEILING_ROW, UNIX_CEILING_ROW,
@@ -29,7 +30,10 @@ use crate::workload::{
     Transfer,
 };
 use crate::BenchError;
-use polyflight::{ConnectOptions, FlightClient, Registry, Scheme, ServerBuilder, TransportFactory};
+use polyflight::{
+    ConnectOptions, FlightClient, FlightService, Registry, Scheme, ServerBuilder, TransportFactory,
+};
+use polyflight_tonic::ArrowFlightAdapter;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -83,6 +87,8 @@ enum Plan {
     /// A transport asked for by name that the registry does not have.
     Missing(String),
     ArrowFlight,
+    /// arrow-flight's perf service through the tonic bridge, on a transport of the registry.
+    Bridge(Scheme, Arc<dyn TransportFactory>),
     Ceiling(SocketKind),
     Target(TargetConfig),
 }
@@ -93,6 +99,7 @@ impl Plan {
             Plan::Transport(scheme, _) => scheme.as_str().to_string(),
             Plan::Missing(name) => name.clone(),
             Plan::ArrowFlight => ARROW_FLIGHT_ROW.to_string(),
+            Plan::Bridge(scheme, _) => bridge_row_name(*scheme),
             Plan::Ceiling(SocketKind::Tcp) => TCP_CEILING_ROW.to_string(),
             Plan::Ceiling(SocketKind::Unix) => UNIX_CEILING_ROW.to_string(),
             Plan::Target(t) => format!("target {}", t.uri),
@@ -107,7 +114,11 @@ fn plan(config: &BenchConfig, registry: &Registry) -> Vec<Plan> {
     let available = transports(registry);
     let mut plans = Vec::new();
     if config.transports.is_empty() {
-        plans.extend(available.into_iter().map(|(s, f)| Plan::Transport(s, f)));
+        plans.extend(
+            available
+                .iter()
+                .map(|(s, f)| Plan::Transport(*s, Arc::clone(f))),
+        );
     } else {
         for name in &config.transports {
             let wanted = Scheme::parse(name).map(canonical);
@@ -115,6 +126,13 @@ fn plan(config: &BenchConfig, registry: &Registry) -> Vec<Plan> {
                 Some((s, f)) => plans.push(Plan::Transport(*s, Arc::clone(f))),
                 None => plans.push(Plan::Missing(name.clone())),
             }
+        }
+    }
+    for name in &config.bridge {
+        let wanted = Scheme::parse(name).map(canonical);
+        match available.iter().find(|(s, _)| Some(*s) == wanted) {
+            Some((s, f)) => plans.push(Plan::Bridge(*s, Arc::clone(f))),
+            None => plans.push(Plan::Missing(format!("bridge {name}"))),
         }
     }
     if config.references {
@@ -258,7 +276,28 @@ pub fn run(
         shared.say("starting");
         let row = match plan {
             Plan::Transport(scheme, factory) => {
-                transport_row(&mut shared, registry, scheme, factory.as_ref())
+                let row = RowReport::new(scheme.as_str(), RowKind::Transport);
+                let service = Arc::new(PerfService::new());
+                served_row(
+                    &mut shared,
+                    registry,
+                    row,
+                    scheme,
+                    factory.as_ref(),
+                    service,
+                )
+            }
+            Plan::Bridge(scheme, factory) => {
+                let row = RowReport::new(bridge_row_name(scheme), RowKind::Reference);
+                let service = Arc::new(ArrowFlightAdapter::new(ArrowFlightPerfService::default()));
+                served_row(
+                    &mut shared,
+                    registry,
+                    row,
+                    scheme,
+                    factory.as_ref(),
+                    service,
+                )
             }
             Plan::Missing(name) => {
                 let mut row = RowReport::new(name, RowKind::Transport);
@@ -298,13 +337,20 @@ pub fn run(
     Ok(report)
 }
 
-fn transport_row(
+/// The name of a bridge row.
+fn bridge_row_name(scheme: Scheme) -> String {
+    format!("arrow-flight via polyflight ({})", scheme.as_str())
+}
+
+/// A row of `service` served by polyflight on `scheme`, read by polyflight's client.
+fn served_row(
     shared: &mut Shared<'_>,
     registry: &Registry,
+    mut row: RowReport,
     scheme: Scheme,
     factory: &dyn TransportFactory,
+    service: Arc<dyn FlightService>,
 ) -> RowReport {
-    let mut row = RowReport::new(scheme.as_str(), RowKind::Transport);
     let endpoint = match factory.loopback_endpoint(scheme) {
         Ok(endpoint) => endpoint,
         Err(err) => {
@@ -315,7 +361,7 @@ fn transport_row(
     let result = (|| -> Result<(), BenchError> {
         let runtimes = Runtimes::new(shared.config, true)?;
         let server_rt = runtimes.server()?;
-        let builder = ServerBuilder::from_arc(Arc::new(PerfService::new()), registry.clone())
+        let builder = ServerBuilder::from_arc(service, registry.clone())
             .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone())
             .shutdown_grace(Duration::from_secs(1));
         let server = run_on(server_rt, async move { Ok(builder.start().await?) })?;

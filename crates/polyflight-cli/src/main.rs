@@ -70,6 +70,10 @@ struct BenchArgs {
     /// Skip the arrow-flight comparison and the raw-socket ceilings.
     #[arg(long)]
     no_references: bool,
+    /// Also serve arrow-flight's perf service through the tonic bridge on these transports
+    /// (rows `arrow-flight via polyflight (SCHEME)`), e.g. `--bridge grpc,grpc+unix,ucx`.
+    #[arg(long, value_delimiter = ',')]
+    bridge: Vec<String>,
     /// Concurrent streams per throughput workload.
     #[arg(long)]
     streams: Option<u32>,
@@ -271,6 +275,7 @@ fn bench_config(args: &BenchArgs) -> BenchConfig {
     };
     config.transports = args.transports.clone();
     config.references = !args.no_references;
+    config.bridge = args.bridge.clone();
     if let Some(streams) = args.streams {
         config.streams = streams;
     }

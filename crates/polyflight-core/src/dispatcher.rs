@@ -146,15 +146,15 @@ impl Dispatcher {
     }
 
     /// The answer to a call that failed before its first response message: the error alone, or,
-    /// when middleware or the handler set response headers, those headers with the error as the
-    /// response, so they still reach the client (Arrow C++ peers see headers set by server
+    /// when middleware or the handler set response headers or trailers, those with the error as
+    /// the response, so they still reach the client (Arrow C++ peers see headers set by server
     /// middleware on failing calls too; Arrow's `middleware` integration scenario checks it).
     fn failed<T: Send + 'static>(
         ctx: &CallContext,
         err: FlightError,
     ) -> Result<Response<FlightStream<T>>> {
         let headers = ctx.response_headers();
-        if headers.is_empty() {
+        if headers.is_empty() && ctx.response_trailers().get().is_empty() {
             return Err(err);
         }
         Ok(Response {

@@ -97,6 +97,44 @@ impl FlightCode {
         }
     }
 
+    /// The gRPC status code a Flight code travels as.
+    pub fn grpc_code(self) -> u16 {
+        use grpc_code as g;
+        match self {
+            FlightCode::Ok => g::OK,
+            FlightCode::Unknown => g::UNKNOWN,
+            FlightCode::Internal => g::INTERNAL,
+            FlightCode::InvalidArgument => g::INVALID_ARGUMENT,
+            FlightCode::TimedOut => g::DEADLINE_EXCEEDED,
+            FlightCode::NotFound => g::NOT_FOUND,
+            FlightCode::AlreadyExists => g::ALREADY_EXISTS,
+            FlightCode::Cancelled => g::CANCELLED,
+            FlightCode::Unauthenticated => g::UNAUTHENTICATED,
+            FlightCode::Unauthorized => g::PERMISSION_DENIED,
+            FlightCode::Unimplemented => g::UNIMPLEMENTED,
+            FlightCode::Unavailable => g::UNAVAILABLE,
+        }
+    }
+
+    /// The Flight code for a gRPC status code (codes Flight lacks map as Arrow C++ maps them).
+    pub fn from_grpc_code(code: u16) -> FlightCode {
+        use grpc_code as g;
+        match code {
+            g::OK => FlightCode::Ok,
+            g::CANCELLED => FlightCode::Cancelled,
+            g::INVALID_ARGUMENT | g::OUT_OF_RANGE => FlightCode::InvalidArgument,
+            g::DEADLINE_EXCEEDED => FlightCode::TimedOut,
+            g::NOT_FOUND => FlightCode::NotFound,
+            g::ALREADY_EXISTS => FlightCode::AlreadyExists,
+            g::PERMISSION_DENIED => FlightCode::Unauthorized,
+            g::UNIMPLEMENTED => FlightCode::Unimplemented,
+            g::INTERNAL | g::DATA_LOSS => FlightCode::Internal,
+            g::UNAVAILABLE => FlightCode::Unavailable,
+            g::UNAUTHENTICATED => FlightCode::Unauthenticated,
+            _ => FlightCode::Unknown,
+        }
+    }
+
     /// The upper-case name used in messages and logs, e.g. `INVALID_ARGUMENT`.
     pub fn name(self) -> &'static str {
         match self {
@@ -114,6 +152,28 @@ impl FlightCode {
             FlightCode::Unavailable => "UNAVAILABLE",
         }
     }
+}
+
+/// gRPC status codes, as the gRPC specification numbers them (Flight sends only some of them).
+#[allow(missing_docs)] // the names are the spec's
+pub mod grpc_code {
+    pub const OK: u16 = 0;
+    pub const CANCELLED: u16 = 1;
+    pub const UNKNOWN: u16 = 2;
+    pub const INVALID_ARGUMENT: u16 = 3;
+    pub const DEADLINE_EXCEEDED: u16 = 4;
+    pub const NOT_FOUND: u16 = 5;
+    pub const ALREADY_EXISTS: u16 = 6;
+    pub const PERMISSION_DENIED: u16 = 7;
+    pub const RESOURCE_EXHAUSTED: u16 = 8;
+    pub const FAILED_PRECONDITION: u16 = 9;
+    pub const ABORTED: u16 = 10;
+    pub const OUT_OF_RANGE: u16 = 11;
+    pub const UNIMPLEMENTED: u16 = 12;
+    pub const INTERNAL: u16 = 13;
+    pub const UNAVAILABLE: u16 = 14;
+    pub const DATA_LOSS: u16 = 15;
+    pub const UNAUTHENTICATED: u16 = 16;
 }
 
 impl fmt::Display for FlightCode {

@@ -19,6 +19,8 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+#[cfg(feature = "arrow-flight")]
+pub mod arrow_flight;
 pub mod auth;
 mod buffer;
 pub mod call;
