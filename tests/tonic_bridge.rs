@@ -34,6 +34,24 @@ type TonicStream<T> = BoxStream<'static, Result<T, Status>>;
 #[derive(Clone, Default)]
 struct Store {
     batches: Arc<Mutex<Vec<RecordBatch>>>,
+    /// Endless DoGet streams alive now (one is dropped when its call is cancelled).
+    endless: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts itself in `Store::endless` while alive.
+struct Alive(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Alive {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Alive {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Alive(count.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn who(metadata: &tonic::metadata::MetadataMap) -> String {
@@ -166,6 +184,18 @@ impl ArrowFlightService for Store {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        if request.get_ref().ticket.as_ref() == b"endless" {
+            // one small batch after another until the call is cancelled
+            let alive = Alive::new(&self.endless);
+            let batches = futures::stream::repeat_with(move || {
+                let _alive = &alive;
+                Ok(batch(0, 10))
+            });
+            let stream = FlightDataEncoderBuilder::new()
+                .build(batches)
+                .map_err(|e| Status::internal(e.to_string()));
+            return Ok(Response::new(stream.boxed()));
+        }
         if request.get_ref().ticket.as_ref() != b"stored" {
             return Err(Status::not_found("unknown ticket"));
         }
@@ -284,7 +314,8 @@ async fn action(client: &FlightClient, name: &str) -> polyflight::Result<String>
 /// Every RPC of the adapted service through polyflight's client on `transport`.
 async fn adapted_service_over(transport: &'static str) {
     let endpoint = endpoint_for(transport);
-    let server = ServerBuilder::new(ArrowFlightAdapter::new(Store::default()), registry())
+    let store = Store::default();
+    let server = ServerBuilder::new(ArrowFlightAdapter::new(store.clone()), registry())
         .listen_with(endpoint.listen_uri.clone(), endpoint.listen.clone())
         .start()
         .await
@@ -409,6 +440,27 @@ async fn adapted_service_over(transport: &'static str) {
     let error = action(&short, "sleep").await.expect_err("deadline");
     assert_eq!(error.code(), FlightCode::TimedOut, "{error}");
     assert!(started.elapsed() < Duration::from_secs(5));
+
+    // cancellation: dropping a DoGet mid-stream drops the tonic service's stream
+    let mut endless = client
+        .do_get(polyflight::proto::Ticket::new("endless"))
+        .await
+        .expect("endless DoGet");
+    endless.try_next().await.expect("a batch").expect("some");
+    assert_eq!(store.endless.load(std::sync::atomic::Ordering::SeqCst), 1);
+    drop(endless);
+    let dropped = Instant::now();
+    while store.endless.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(2),
+            "{transport}: the service's stream outlived the cancelled call"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "{transport}: the service's stream dropped {:?} after the call",
+        dropped.elapsed()
+    );
 
     drop(client);
     server.shutdown().await.expect("clean shutdown");
