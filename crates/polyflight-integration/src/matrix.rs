@@ -57,8 +57,9 @@ impl Program {
     }
 }
 
-/// Why an implementation's server cannot play a case, if it cannot.
-pub type ServerLimits = fn(&Case) -> Option<String>;
+/// Why one side of an implementation (its server or its client) cannot play a case, if it
+/// cannot.
+pub type Limits = fn(&Case) -> Option<String>;
 
 /// One implementation of the integration binaries: its server, its client, and what it can play.
 #[derive(Debug, Clone)]
@@ -72,7 +73,9 @@ pub struct Implementation {
     /// The transports it speaks.
     pub transports: &'static [Transport],
     /// The cases its server cannot serve, with the reason; they are reported as skipped.
-    pub server_limits: ServerLimits,
+    pub server_limits: Limits,
+    /// The cases its client cannot play, with the reason; they are reported as skipped.
+    pub client_limits: Limits,
 }
 
 impl Implementation {
@@ -84,6 +87,7 @@ impl Implementation {
             client: Program::binary(client),
             transports: &Transport::ALL,
             server_limits: |_| None,
+            client_limits: |_| None,
         }
     }
 
@@ -427,7 +431,8 @@ pub fn run_pair(
     };
     let mut playable = Vec::with_capacity(cases.len());
     for case in cases {
-        match (server.server_limits)(case) {
+        let limit = (server.server_limits)(case).or_else(|| (client.client_limits)(case));
+        match limit {
             Some(why) => results.push(CaseResult {
                 server: server.name,
                 client: client.name,

@@ -3,7 +3,10 @@
 //! command lines of our binaries, so the matrix runs polyflight against an implementation it
 //! did not write, in both directions.
 //!
-//! Two things pyarrow cannot do shape what runs:
+//! Three things pyarrow cannot do shape what runs:
+//! - it has no Flight SQL API (no server base, no client), so it plays neither side of the
+//!   Flight SQL scenarios: they are skipped with that reason ([`flight_sql_limits`]), on both
+//!   sides of every pair with pyarrow, and run polyflight against polyflight only;
 //! - it cannot read Arrow's integration JSON, so each data set also gets an Arrow IPC file
 //!   beside it ([`write_ipc_twin`]), made from the JSON file by `arrow-integration-test`'s
 //!   reader: the JSON stays the source of truth and the pyarrow client reads its IPC copy;
@@ -81,11 +84,29 @@ pub fn implementation(python: &Path) -> Implementation {
         client: program("client"),
         transports: &TRANSPORTS,
         server_limits,
+        client_limits: flight_sql_limits,
     }
 }
 
-/// The cases a pyarrow server cannot serve: the round trip of data sets with dictionaries.
+/// The Flight SQL scenarios, which pyarrow plays on neither side: pyarrow exposes no Flight SQL
+/// API (Arrow C++'s `FlightSqlServerBase` and `FlightSqlClient` are not in its wheels).
+pub fn flight_sql_limits(case: &Case) -> Option<String> {
+    match case {
+        Case::Scenario(name) if name.starts_with("flight_sql") => Some(
+            "pyarrow has no Flight SQL API (no FlightSqlServerBase, no FlightSqlClient); \
+             covered by polyflight × polyflight over every transport"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// The cases a pyarrow server cannot serve: the Flight SQL scenarios
+/// ([`flight_sql_limits`]), and the round trip of data sets with dictionaries.
 pub fn server_limits(case: &Case) -> Option<String> {
+    if let Some(why) = flight_sql_limits(case) {
+        return Some(why);
+    }
     let Case::Json(path) = case else { return None };
     match json_has_dictionaries(path) {
         Ok(false) => None,

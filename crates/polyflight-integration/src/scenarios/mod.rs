@@ -7,6 +7,7 @@ mod app_metadata_flight_info_endpoint;
 mod auth_basic_proto;
 mod do_exchange_echo;
 mod expiration_time;
+mod flight_sql;
 mod middleware;
 mod ordered;
 mod poll_flight_info;
@@ -111,6 +112,9 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(poll_flight_info::PollFlightInfo),
         Box::new(app_metadata_flight_info_endpoint::AppMetadataFlightInfoEndpoint),
         Box::new(do_exchange_echo::DoExchangeEcho),
+        Box::new(flight_sql::FlightSql),
+        Box::new(flight_sql::FlightSqlExtension),
+        Box::new(flight_sql::FlightSqlIngestion),
     ]
 }
 
