@@ -33,7 +33,7 @@ pub mod transports {
     #[cfg(target_os = "linux")]
     pub use polyflight_ucx::{ProgressMode, UcxOptions, UcxTransport};
     #[cfg(unix)]
-    pub use polyflight_unix::{UnixListenOptions, UnixTransport};
+    pub use polyflight_unix::{UnixListenOptions, UnixSocketOptions, UnixTransport};
 }
 
 /// A registry with every transport compiled into this build.

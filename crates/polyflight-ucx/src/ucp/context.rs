@@ -99,15 +99,34 @@ impl Context {
 /// memory transports posix and sysv out of such endpoints unless they claim error handling support.
 /// The connection manager's TCP socket still detects a peer that goes away, so claiming it is safe
 /// here, and without it two processes on one host would exchange everything over TCP.
-const DEFAULTS: &[(&str, &str, &[&str])] = &[(
-    "MM_ERROR_HANDLING",
-    "y",
-    &[
-        "UCX_MM_ERROR_HANDLING",
-        "UCX_POSIX_ERROR_HANDLING",
-        "UCX_SYSV_ERROR_HANDLING",
-    ],
-)];
+///
+/// The shared memory receive FIFO: UCX's default of 64 elements (each carrying at most one 8 KiB
+/// segment of a message) is about 516 KiB of message in flight. Endpoints with peer error
+/// handling get no CMA rendezvous lane from UCX 1.12, so a large message crosses as copied 8 KiB
+/// segments through that FIFO, and with 64 of them the sender waits on the receiver several
+/// times per megabyte: a 1 MiB DoGet ran at a quarter of its 128 KiB speed. 1024 elements hold
+/// 8 MiB in flight; the FIFO itself is 128 bytes an element (128 KiB), the segments come from the
+/// receive pool as they are used. Measured in docs/ucx.md.
+const DEFAULTS: &[(&str, &str, &[&str])] = &[
+    (
+        "MM_ERROR_HANDLING",
+        "y",
+        &[
+            "UCX_MM_ERROR_HANDLING",
+            "UCX_POSIX_ERROR_HANDLING",
+            "UCX_SYSV_ERROR_HANDLING",
+        ],
+    ),
+    (
+        "MM_FIFO_SIZE",
+        "1024",
+        &[
+            "UCX_MM_FIFO_SIZE",
+            "UCX_POSIX_FIFO_SIZE",
+            "UCX_SYSV_FIFO_SIZE",
+        ],
+    ),
+];
 
 /// Whether `UCX_TLS` leaves the shared memory transports in (UCX warns about settings of
 /// transports that are not loaded).
