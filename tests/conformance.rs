@@ -474,6 +474,40 @@ pub mod cases {
         assert!(rows > 0);
     }
 
+    pub async fn dropped_upload_cancels_the_call(env: &Env) {
+        // An upload whose input waits (the application has nothing more to send yet) and whose
+        // call is dropped by the client: the server's handler is cancelled within a second, and
+        // nothing is stored.
+        let before = env.service.observed.cancelled.load(Ordering::SeqCst);
+        let batch = int64_batch(1000, 1);
+        let mut encoder = FlightDataEncoder::new(EncodeOptions::default());
+        let mut messages = vec![encoder
+            .encode_schema(&batch.schema())
+            .unwrap()
+            .with_descriptor(FlightDescriptor::new_path(["abandoned"]))];
+        messages.extend(encoder.encode_batch(&batch).unwrap());
+        let waiting = futures::stream::iter(messages.into_iter().map(Ok))
+            .chain(futures::stream::pending())
+            .boxed();
+        let call = env.client.do_put_data(waiting).await.unwrap();
+        // the server has the call (and its first messages) before the client gives up
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let dropped = Instant::now();
+        drop(call);
+        wait_for(|| env.service.observed.cancelled.load(Ordering::SeqCst) > before).await;
+        assert!(
+            dropped.elapsed() < Duration::from_secs(2),
+            "the server saw the call end {:?} after the client dropped it",
+            dropped.elapsed()
+        );
+        let error = env
+            .client
+            .get_flight_info(FlightDescriptor::new_path(["abandoned"]))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), FlightCode::NotFound, "{error}");
+    }
+
     pub async fn cancellation(env: &Env) {
         let token = tokio_util::sync::CancellationToken::new();
         let mut stream = env
@@ -1128,6 +1162,7 @@ conformance! {
         concurrent_calls,
         timeout,
         cancellation,
+        dropped_upload_cancels_the_call,
         standard_actions,
         sessions_belong_to_their_client,
         bad_flight_data_is_invalid_argument,

@@ -137,6 +137,7 @@ impl FlightService for TestService {
         ctx: CallContext,
         data: FlightStream<FlightData>,
     ) -> Result<FlightStream<PutResult>> {
+        self.watch(&ctx);
         self.store.do_put(ctx, data).await
     }
 

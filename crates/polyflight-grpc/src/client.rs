@@ -12,11 +12,15 @@ use http::{HeaderValue, Request};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use polyflight_core::{
-    CallMetadata, ClientTransport, FlightError, FlightMethod, Headers, Location, MessageStream,
-    Response, Result, Trailers,
+    CallMetadata, ClientTransport, FlightError, FlightMethod, Headers, Location, Message,
+    MessageStream, Response, Result, Trailers,
 };
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::sync::Mutex;
+use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
 /// Opens byte streams to a server.
 #[async_trait]
@@ -115,6 +119,17 @@ impl ClientTransport for GrpcClient {
             SERVICE_PATH,
             method.as_str()
         );
+        // hyper sends a request body from a task of its own, which keeps the HTTP/2 stream open
+        // for as long as the body may still yield, even once the caller dropped the call. So the
+        // body of a client-streaming call is tied to the call: when the call (or its response
+        // stream) is dropped, the body fails, and hyper resets the stream (CANCEL) at once.
+        let abort = CancellationToken::new();
+        let call_alive = abort.clone().drop_guard();
+        let requests = if method.client_streaming() {
+            Abortable::new(requests, abort).boxed()
+        } else {
+            requests
+        };
         let body = EncodeBody::new(
             requests,
             Role::Client,
@@ -184,9 +199,65 @@ impl ClientTransport for GrpcClient {
         );
         Ok(Response {
             headers: wire::headers_from_http(&parts.headers),
-            body: messages.boxed(),
+            body: Guarded {
+                inner: messages.boxed(),
+                _call_alive: call_alive,
+            }
+            .boxed(),
             trailers,
         })
+    }
+}
+
+/// A call's request stream that fails once the call is dropped ([`GrpcClient::call`]).
+struct Abortable {
+    inner: MessageStream,
+    aborted: Pin<Box<WaitForCancellationFutureOwned>>,
+    done: bool,
+}
+
+impl Abortable {
+    fn new(inner: MessageStream, abort: CancellationToken) -> Self {
+        Abortable {
+            inner,
+            aborted: Box::pin(abort.cancelled_owned()),
+            done: false,
+        }
+    }
+}
+
+impl futures::Stream for Abortable {
+    type Item = Result<Message>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.aborted.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(FlightError::cancelled(
+                "the call was dropped by the client",
+            ))));
+        }
+        let item = self.inner.poll_next_unpin(cx);
+        if let Poll::Ready(None | Some(Err(_))) = item {
+            self.done = true;
+        }
+        item
+    }
+}
+
+/// A response stream that keeps its call alive: dropping it aborts the call's request body.
+struct Guarded {
+    inner: MessageStream,
+    _call_alive: DropGuard,
+}
+
+impl futures::Stream for Guarded {
+    type Item = Result<Message>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
     }
 }
 

@@ -48,6 +48,8 @@ const DROP_DISCONNECT_WAIT: Duration = Duration::from_secs(1);
 /// What the application's request stream hands the connection thread.
 enum Outgoing {
     Request(Message),
+    /// The request stream ended cleanly.
+    End,
     /// The request stream failed: abort the call with this error.
     Failed(FlightError),
 }
@@ -281,8 +283,9 @@ impl ClientTransport for UcxClient {
 }
 
 /// Moves request messages from the application's stream to the connection thread (on the
-/// caller's runtime, so application stream code never runs on a UCX thread). Dropping the sender
-/// at the end tells the thread the requests ended cleanly.
+/// caller's runtime, so application stream code never runs on a UCX thread). A clean end is said
+/// with [`Outgoing::End`]: the sender dropped without it (this task dropped with the caller's
+/// call or runtime) aborts the call, so an upload cut short never looks complete to the server.
 async fn pump_requests(mut stream: MessageStream, tx: mpsc::Sender<Outgoing>) {
     loop {
         let item = tokio::select! {
@@ -293,7 +296,7 @@ async fn pump_requests(mut stream: MessageStream, tx: mpsc::Sender<Outgoing>) {
         let (outgoing, last) = match item {
             Some(Ok(message)) => (Outgoing::Request(message), false),
             Some(Err(error)) => (Outgoing::Failed(error), true),
-            None => return,
+            None => (Outgoing::End, true),
         };
         if tx.send(outgoing).await.is_err() || last {
             return;
@@ -455,8 +458,11 @@ async fn run_call(conn: &FrameConn, job: CallJob) -> bool {
             },
             item = outgoing.recv(), if call.wants_requests() && sending.is_empty() => match item {
                 Some(Outgoing::Request(message)) => call.send_request(message),
+                Some(Outgoing::End) => call.requests_done(),
                 Some(Outgoing::Failed(error)) => call.requests_failed(error),
-                None => call.requests_done(),
+                None => call.requests_failed(FlightError::cancelled(
+                    "the request stream was dropped before it ended",
+                )),
             },
             else => {
                 // nothing left to wait for, yet the call is not over: do not reuse the connection
