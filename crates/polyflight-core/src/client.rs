@@ -991,56 +991,99 @@ impl FlightClient {
     }
 
     /// Reads every endpoint of `info`. Endpoints are fetched in parallel — each by a task of
-    /// its own, from its own location over a connection pooled per location — while batches
-    /// are returned endpoint by endpoint, in endpoint order, so an `ordered` FlightInfo keeps
-    /// its order. Each endpoint buffers at most a few batches ahead of the reader, so a slow
-    /// reader applies back-pressure instead of growing memory. Dropping the stream cancels
-    /// every endpoint's call.
+    /// its own, from its own location over a connection pooled per location, three at a time
+    /// (the one being read and two ahead) — while batches are returned endpoint by
+    /// endpoint, in endpoint order, so an `ordered` FlightInfo keeps its order. Each endpoint
+    /// buffers at most a few batches ahead of the reader, so a slow reader applies back-pressure
+    /// instead of growing memory. Dropping the stream cancels every endpoint's call.
+    ///
+    /// Why a bounded number at a time: endpoints of one location share one connection, and an
+    /// endpoint fetched ahead that the reader has not reached yet holds what its transport
+    /// received unread — on HTTP/2, up to a stream's flow-control window, all of it counted
+    /// against the connection's window. With every endpoint open at once, those ahead could
+    /// hold the whole connection window and starve the endpoint being read: the read would
+    /// stall forever. A few endpoints ahead (each at most one stream window) always leave the
+    /// endpoint being read room to go on.
     pub async fn read_flight(&self, info: &FlightInfo) -> Result<FlightStream<RecordBatch>> {
-        const AHEAD: usize = 4;
-        let mut receivers = Vec::with_capacity(info.endpoint.len());
-        for endpoint in info.endpoint.clone() {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(AHEAD);
-            let client = self.clone();
-            tokio::spawn(async move {
-                let opened = async {
-                    let ticket = endpoint.ticket.clone().ok_or_else(|| {
-                        FlightError::invalid_argument("FlightEndpoint without a ticket")
-                    })?;
-                    client
-                        .client_for_endpoint(&endpoint)
-                        .await?
-                        .do_get(ticket)
-                        .await
-                };
-                let mut batches = match opened.await {
-                    Ok(batches) => batches,
-                    Err(err) => {
-                        let _ = tx.send(Err(err)).await;
-                        return;
-                    }
-                };
+        let client = self.clone();
+        let mut endpoints = info.endpoint.clone().into_iter();
+        let open: std::collections::VecDeque<_> = endpoints
+            .by_ref()
+            .take(READ_FLIGHT_OPEN_ENDPOINTS)
+            .map(|endpoint| client.fetch_endpoint(endpoint))
+            .collect();
+        let batches = futures::stream::unfold(
+            (client, endpoints, open),
+            |(client, mut endpoints, mut open)| async move {
                 loop {
-                    tokio::select! {
-                        // The reader went away: stop, which cancels the call.
-                        () = tx.closed() => return,
-                        item = batches.next() => match item {
-                            Some(item) => {
-                                let failed = item.is_err();
-                                if tx.send(item).await.is_err() || failed {
-                                    return;
-                                }
+                    let current = open.front_mut()?;
+                    match current.next().await {
+                        Some(item) => return Some((item, (client, endpoints, open))),
+                        None => {
+                            open.pop_front();
+                            if let Some(endpoint) = endpoints.next() {
+                                open.push_back(client.fetch_endpoint(endpoint));
                             }
-                            None => return,
-                        },
+                        }
                     }
                 }
-            });
-            receivers.push(tokio_stream_from(rx));
-        }
-        Ok(Box::pin(futures::stream::iter(receivers).flatten()))
+            },
+        );
+        Ok(Box::pin(batches))
+    }
+
+    /// Starts fetching one endpoint in a task of its own; its batches (at most a few ahead of
+    /// the reader), and its error as the last item if it fails. Dropping the stream cancels the
+    /// call.
+    fn fetch_endpoint(
+        &self,
+        endpoint: FlightEndpoint,
+    ) -> futures::stream::BoxStream<'static, Result<RecordBatch>> {
+        const AHEAD: usize = 4;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(AHEAD);
+        let client = self.clone();
+        tokio::spawn(async move {
+            let opened = async {
+                let ticket = endpoint.ticket.clone().ok_or_else(|| {
+                    FlightError::invalid_argument("FlightEndpoint without a ticket")
+                })?;
+                client
+                    .client_for_endpoint(&endpoint)
+                    .await?
+                    .do_get(ticket)
+                    .await
+            };
+            let mut batches = match opened.await {
+                Ok(batches) => batches,
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    // The reader went away: stop, which cancels the call.
+                    () = tx.closed() => return,
+                    item = batches.next() => match item {
+                        Some(item) => {
+                            let failed = item.is_err();
+                            if tx.send(item).await.is_err() || failed {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                }
+            }
+        });
+        tokio_stream_from(rx)
     }
 }
+
+/// How many endpoints [`FlightClient::read_flight`] fetches at once: the one being read and two
+/// ahead. Two endpoints ahead hold at most two HTTP/2 stream windows (16 MiB each by default)
+/// of the connection's window (64 MiB), so the endpoint being read always has room.
+const READ_FLIGHT_OPEN_ENDPOINTS: usize = 3;
 
 /// A receiver as a stream (without a dependency on tokio-stream for one adapter).
 fn tokio_stream_from<T: Send + 'static>(
