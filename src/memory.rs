@@ -40,11 +40,47 @@ impl StoredFlight {
         self.batches.iter().map(|b| b.num_rows() as i64).sum()
     }
 
+    /// The bytes of the data itself: every column's buffers as far as its rows reach. (Not
+    /// `get_array_memory_size`, which counts each array's whole allocation: columns decoded
+    /// from one received message share its buffer, and each would count all of it.)
     fn total_bytes(&self) -> i64 {
         self.batches
             .iter()
-            .map(|b| b.get_array_memory_size() as i64)
+            .flat_map(|batch| batch.columns())
+            .map(|column| {
+                let data = column.to_data();
+                data.get_slice_memory_size()
+                    .unwrap_or_else(|_| column.get_array_memory_size()) as i64
+            })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+
+    #[test]
+    fn total_bytes_counts_the_data_not_shared_allocations() {
+        // four columns that are slices of one allocation, as when decoded from one message
+        let shared = Int64Array::from_iter_values(0..4000);
+        let columns: Vec<(String, ArrayRef)> = (0..4)
+            .map(|i| {
+                (
+                    format!("c{i}"),
+                    Arc::new(shared.slice(i * 1000, 1000)) as ArrayRef,
+                )
+            })
+            .collect();
+        let batch = RecordBatch::try_from_iter(columns).expect("batch");
+        let flight = StoredFlight {
+            descriptor: FlightDescriptor::new_path(["t"]),
+            schema: batch.schema(),
+            batches: vec![batch],
+        };
+        assert_eq!(flight.total_bytes(), 4 * 1000 * 8);
     }
 }
 
