@@ -234,12 +234,7 @@ impl FlightService for MemoryService {
     ) -> Result<PollInfo> {
         // Stored flights are complete: the answer is final (no descriptor to poll again).
         let info = self.get_flight_info(ctx, descriptor).await?;
-        Ok(PollInfo {
-            info: Some(info),
-            flight_descriptor: None,
-            progress: Some(1.0),
-            expiration_time: None,
-        })
+        Ok(PollInfo::finished(info))
     }
 
     async fn get_schema(

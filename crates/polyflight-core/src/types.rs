@@ -5,8 +5,8 @@ use crate::codec;
 use crate::error::Result;
 use crate::location::Location;
 use crate::proto::{
-    flight_descriptor::DescriptorType, FlightDescriptor, FlightEndpoint, FlightInfo, SchemaResult,
-    Ticket,
+    flight_descriptor::DescriptorType, FlightDescriptor, FlightEndpoint, FlightInfo, PollInfo,
+    SchemaResult, Ticket,
 };
 use arrow_schema::Schema;
 use bytes::Bytes;
@@ -131,6 +131,18 @@ impl FlightInfo {
     /// Decodes the schema.
     pub fn try_schema(&self) -> Result<Schema> {
         codec::decode_schema(&self.schema)
+    }
+}
+
+impl PollInfo {
+    /// The final answer to a poll: `info` is complete (progress 1.0, nothing left to poll).
+    pub fn finished(info: FlightInfo) -> Self {
+        PollInfo {
+            info: Some(info),
+            flight_descriptor: None,
+            progress: Some(1.0),
+            expiration_time: None,
+        }
     }
 }
 

@@ -242,12 +242,7 @@ impl FlightService for DatasetService {
     ) -> Result<PollInfo> {
         // Files are complete: the answer is final.
         let info = self.get_flight_info(ctx, descriptor).await?;
-        Ok(PollInfo {
-            info: Some(info),
-            flight_descriptor: None,
-            progress: Some(1.0),
-            expiration_time: None,
-        })
+        Ok(PollInfo::finished(info))
     }
 
     async fn get_schema(

@@ -31,12 +31,7 @@ impl FlightService for LongQuery {
             .with_descriptor(descriptor)
             .with_endpoint(FlightEndpoint::new("long-running query"));
         Ok(if finished {
-            PollInfo {
-                info: Some(info),
-                flight_descriptor: None,
-                progress: Some(1.0),
-                expiration_time: None,
-            }
+            PollInfo::finished(info)
         } else {
             PollInfo {
                 info: Some(info),
