@@ -123,6 +123,9 @@ pub enum IoChoice {
     Uring,
     /// Plain positioned reads on a thread pool.
     Plain,
+    /// Memory-mapped files, no copy: the fastest, for files replaced by rename and never
+    /// truncated in place while served (that would crash the server with SIGBUS).
+    Mmap,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +150,15 @@ pub struct ServeArgs {
     /// Refuse DoPut: clients cannot add or replace files.
     #[arg(long, help_heading = "Dataset")]
     pub read_only: bool,
+    /// Seconds an upload may send nothing before it is abandoned and its partial file removed
+    /// (0: no limit).
+    #[arg(
+        long,
+        default_value_t = 300.0,
+        value_name = "SECONDS",
+        help_heading = "Dataset"
+    )]
+    pub put_idle_timeout: f64,
     /// The server's certificate chain (PEM), for grpc+tls URIs.
     #[arg(
         long,
@@ -193,7 +205,8 @@ pub struct ServeArgs {
 pub struct PutArgs {
     /// The server.
     pub uri: String,
-    /// The files to upload: .arrow, .feather, .arrows, .parquet or .csv (read by extension).
+    /// The files to upload: .arrow, .feather, .arrows, .parquet or .csv (read by extension);
+    /// `-` reads an Arrow IPC stream from stdin (with --path).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The flight path to upload to, `/`-separated (one FILE only). Default: the file's name.

@@ -18,6 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use polyflight_dataset::Writeback;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,8 @@ pub enum Extent {
     Rows(u64),
     /// The file is this many bytes long; [`Source::bytes_read`] counts how far reading got.
     Bytes(u64),
+    /// A stream of unknown length (stdin).
+    Unknown,
 }
 
 type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
@@ -151,6 +154,27 @@ impl Source {
             extent,
             bytes_read,
             batches,
+        })
+    }
+
+    /// An Arrow IPC stream on stdin (`-`), read as it arrives.
+    pub fn stdin() -> Outcome<Source> {
+        let path = PathBuf::from("-");
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let counted = Counting {
+            inner: std::io::stdin(),
+            read: bytes_read.clone(),
+        };
+        let reader = StreamReader::try_new(BufReader::new(counted), None).map_err(|err| {
+            Failure::bad_input(format!("stdin is not an Arrow IPC stream: {err}"))
+        })?;
+        Ok(Source {
+            path,
+            format: Format::ArrowStream,
+            schema: reader.schema(),
+            extent: Extent::Unknown,
+            bytes_read,
+            batches: Box::new(reader),
         })
     }
 
@@ -292,11 +316,11 @@ impl Destination {
 }
 
 enum Sink {
-    ArrowFile(FileWriter<BufWriter<File>>),
-    ArrowStream(StreamWriter<BufWriter<File>>),
+    ArrowFile(FileWriter<BufWriter<Writeback>>),
+    ArrowStream(StreamWriter<BufWriter<Writeback>>),
     Stdout(StreamWriter<BufWriter<std::io::Stdout>>),
-    Parquet(Box<ArrowWriter<File>>),
-    Csv(arrow_csv::Writer<BufWriter<File>>),
+    Parquet(Box<ArrowWriter<Writeback>>),
+    Csv(arrow_csv::Writer<BufWriter<Writeback>>),
 }
 
 /// A file being written under a temporary name, removed unless [`Partial::keep`] renames it.
@@ -357,7 +381,7 @@ impl Writer {
             }
             Destination::File { path, format } => {
                 let partial = Partial::new(path);
-                let file = File::create(&partial.temp).map_err(|e| failed(&e))?;
+                let file = Writeback::new(File::create(&partial.temp).map_err(|e| failed(&e))?);
                 let sink = match format {
                     Format::ArrowFile => Sink::ArrowFile(
                         FileWriter::try_new(BufWriter::new(file), &schema)
@@ -447,7 +471,7 @@ impl Writer {
                     .map_err(|e| failed(&e))?;
                 None
             }
-            Sink::Parquet(w) => Some(w.into_inner().map_err(|e| failed(&e))?),
+            Sink::Parquet(w) => Some(w.into_inner().map_err(|e| failed(&e))?.into_inner()),
             Sink::Csv(w) => Some(flushed(w.into_inner()).map_err(|e| failed(&e))?),
         };
         if let Some(file) = file {
@@ -460,8 +484,11 @@ impl Writer {
     }
 }
 
-fn flushed(writer: BufWriter<File>) -> std::io::Result<File> {
-    writer.into_inner().map_err(|err| err.into_error())
+fn flushed(writer: BufWriter<Writeback>) -> std::io::Result<File> {
+    writer
+        .into_inner()
+        .map(Writeback::into_inner)
+        .map_err(|err| err.into_error())
 }
 
 #[cfg(test)]

@@ -29,9 +29,15 @@ pub async fn put(args: PutArgs) -> Outcome {
     let targets = targets(&args)?;
     let mut uploads = Vec::with_capacity(targets.len());
     for (file, path) in targets {
-        let source = tokio::task::spawn_blocking(move || Source::open(&file))
-            .await
-            .map_err(|err| Failure::other(format!("the reading thread failed: {err}")))??;
+        let source = tokio::task::spawn_blocking(move || {
+            if file.as_os_str() == "-" {
+                Source::stdin()
+            } else {
+                Source::open(&file)
+            }
+        })
+        .await
+        .map_err(|err| Failure::other(format!("the reading thread failed: {err}")))??;
         uploads.push(Upload { source, path });
     }
     let server = connect(&args.uri, &args.client).await?;
@@ -100,6 +106,11 @@ fn targets(args: &PutArgs) -> Outcome<Vec<(std::path::PathBuf, Vec<String>)>> {
         }
         None => None,
     };
+    if args.files.iter().any(|file| file.as_os_str() == "-") {
+        return Err(Failure::usage(
+            "reading stdin (`-`) needs --path NAME, the flight to store it as",
+        ));
+    }
     args.files
         .iter()
         .map(|file| {
@@ -140,6 +151,7 @@ async fn send(server: &Server, upload: Upload, overwrite: bool, quiet: bool) -> 
     let total = match source.extent {
         Extent::Rows(rows) => Total::Rows(rows),
         Extent::Bytes(length) => Total::Bytes(length),
+        Extent::Unknown => Total::Unknown,
     };
     let read_failure: Arc<Mutex<Option<Failure>>> = Arc::default();
     let (tx, rx) = tokio::sync::mpsc::channel::<polyflight::Result<arrow_array::RecordBatch>>(4);

@@ -123,8 +123,10 @@ fn dataset(args: &ServeArgs, dir: PathBuf) -> Outcome<DatasetService> {
             IoChoice::Auto => IoMode::Auto,
             IoChoice::Uring => IoMode::Uring,
             IoChoice::Plain => IoMode::Plain,
+            IoChoice::Mmap => IoMode::Mmap,
         },
         allow_put: !args.read_only,
+        put_idle_timeout: seconds(args.put_idle_timeout, "put-idle-timeout")?,
         ..DatasetOptions::default()
     };
     if let Some(bytes) = args.read_ahead {
@@ -177,15 +179,17 @@ fn server_tls(args: &ServeArgs, cert: &Path, key: &Path) -> Outcome<ServerTlsCon
     }
 }
 
+/// A `--…-timeout` flag in seconds; 0 is no limit.
+fn seconds(value: f64, what: &str) -> Outcome<Option<Duration>> {
+    if value == 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(value)
+        .map(Some)
+        .map_err(|_| Failure::usage(format!("--{what} must be a number of seconds, not {value}")))
+}
+
 fn listen_options(args: &ServeArgs) -> Outcome<ListenOptions> {
-    let seconds = |value: f64, what: &str| -> Outcome<Option<Duration>> {
-        if value == 0.0 {
-            return Ok(None);
-        }
-        Duration::try_from_secs_f64(value).map(Some).map_err(|_| {
-            Failure::usage(format!("--{what} must be a number of seconds, not {value}"))
-        })
-    };
     Ok(ListenOptions {
         handshake_timeout: seconds(args.handshake_timeout, "handshake-timeout")?,
         idle_timeout: seconds(args.idle_timeout, "idle-timeout")?,

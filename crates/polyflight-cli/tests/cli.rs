@@ -772,6 +772,87 @@ fn exit_codes_scripts_can_rely_on() {
     assert!(!data.join("r.arrow").exists());
 }
 
+/// Entries of `dir`, sorted (hidden ones too: partial uploads are dot files).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits up to ten seconds for `done`.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `polyflight put` SIGKILLed mid-upload (it reads an IPC stream from stdin that has not ended):
+/// the server drops the partial file and stores nothing, and the path takes a new upload.
+#[test]
+fn a_killed_uploader_leaves_no_file() {
+    for listen in ["grpc://127.0.0.1:0", "ucx://127.0.0.1:0"] {
+        let work = TempDir::new().expect("temp dir");
+        let data = work.path().join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        let served = serve(&[text(&data), listen]);
+        let mut uploader = Guard(
+            command(&["put", served.uri(), "-", "--path", "up.arrow", "-q"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("polyflight put starts"),
+        );
+        let stdin = uploader.0.stdin.take().expect("stdin");
+        let batches = event_batches();
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(stdin, &batches[0].schema()).expect("writer");
+        for batch in &batches[..3] {
+            writer.write(batch).expect("batch written");
+        }
+        writer.flush().expect("flushed");
+        eventually(&format!("{listen}: the partial upload"), || {
+            entries(&data).len() == 1
+        });
+        assert!(entries(&data)[0].starts_with('.'), "{:?}", entries(&data));
+        uploader.0.kill().expect("SIGKILL");
+        let status = uploader.0.wait().expect("wait");
+        assert!(!status.success(), "{listen}: {status:?}");
+        drop(writer);
+        eventually(&format!("{listen}: the partial file's removal"), || {
+            entries(&data).is_empty()
+        });
+
+        let stream = work.path().join("whole.arrows");
+        let file = std::fs::File::create(&stream).expect("create");
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(file, &batches[0].schema()).expect("writer");
+        for batch in &batches {
+            writer.write(batch).expect("batch written");
+        }
+        writer.finish().expect("finished");
+        let mut again = command(&["put", served.uri(), "-", "--path", "up.arrow", "-q"]);
+        again.stdin(std::fs::File::open(&stream).expect("open"));
+        let status = again
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("put runs");
+        assert!(status.success(), "{listen}: {status:?}");
+        assert_eq!(entries(&data), ["up.arrow"], "{listen}");
+        assert_same_rows(&read_back(&data.join("up.arrow")), &batches, listen);
+    }
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let work = TempDir::new().expect("temp dir");

@@ -89,17 +89,21 @@
 //!
 //! # I/O backends
 //!
-//! File reads go through one internal API with two backends ([`IoMode`]):
+//! File reads go through one internal API with three backends ([`IoMode`]):
 //!
 //! - `Uring`: io_uring through `tokio-uring`, on [`DatasetOptions::io_threads`] dedicated
 //!   threads that each run a tokio-uring runtime, reached from the service's runtime through
 //!   bounded channels (as the UCX transport's worker threads are);
-//! - `Plain`: `pread` on tokio's blocking thread pool.
+//! - `Plain`: `pread` on tokio's blocking thread pool;
+//! - `Mmap` (Unix, only when asked for): each range mapped with `MAP_POPULATE` on the blocking
+//!   pool and sent from the page cache without a copy. A file truncated in place while a range
+//!   of it is mapped makes the process fault (SIGBUS), so it suits files that are written once
+//!   or replaced by rename, as DoPut does.
 //!
 //! `Auto` (the default) starts io_uring and falls back to `Plain` when the kernel or a seccomp
 //! policy refuses it, logging why (`tracing::info!`); [`DatasetService::io_backend`] says which
 //! backend runs and [`IoBackend::reason`] why io_uring was not used. Puts write with std on the
-//! blocking pool whichever backend reads.
+//! blocking pool whichever backend reads, through [`Writeback`].
 
 #![warn(missing_docs)]
 
@@ -111,7 +115,9 @@ mod paths;
 mod put;
 mod service;
 mod ticket;
+mod writeback;
 
 pub use io::{IoBackend, IoMode};
 pub use paths::overwrite_descriptor;
 pub use service::{DatasetOptions, DatasetService};
+pub use writeback::Writeback;

@@ -18,6 +18,7 @@
 
 use crate::io::io_error;
 use crate::paths::{parse_descriptor, DatasetPath, FileFormat};
+use crate::writeback::Writeback;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 use futures::StreamExt;
@@ -27,6 +28,7 @@ use polyflight_core::{CallContext, FlightData, FlightError, FlightStream, Result
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Batches waiting for the writer.
@@ -44,8 +46,9 @@ pub(crate) fn do_put(
     root: PathBuf,
     ctx: CallContext,
     data: FlightStream<FlightData>,
+    idle_timeout: Option<Duration>,
 ) -> FlightStream<PutResult> {
-    futures::stream::once(run(root, ctx, data)).boxed()
+    futures::stream::once(run(root, ctx, data, idle_timeout)).boxed()
 }
 
 /// What the PutResult's app_metadata says (JSON).
@@ -57,9 +60,19 @@ struct PutSummary {
     bytes: u64,
 }
 
-async fn run(root: PathBuf, ctx: CallContext, data: FlightStream<FlightData>) -> Result<PutResult> {
-    let mut input = FlightRecordBatchStream::new(data);
-    let first = next_message(&mut input, &ctx)
+async fn run(
+    root: PathBuf,
+    ctx: CallContext,
+    data: FlightStream<FlightData>,
+    idle_timeout: Option<Duration>,
+) -> Result<PutResult> {
+    let mut input = Input {
+        stream: FlightRecordBatchStream::new(data),
+        ctx,
+        idle_timeout,
+    };
+    let first = input
+        .next()
         .await?
         .ok_or_else(|| FlightError::invalid_argument("the DoPut stream carried no message"))?;
     let descriptor = first.descriptor.clone().ok_or_else(|| {
@@ -88,7 +101,7 @@ async fn run(root: PathBuf, ctx: CallContext, data: FlightStream<FlightData>) ->
     loop {
         let current = match message.take() {
             Some(current) => current,
-            None => match next_message(&mut input, &ctx).await? {
+            None => match input.next().await? {
                 Some(next) => next,
                 None => break,
             },
@@ -147,14 +160,31 @@ async fn writer_result(writer: &mut tokio::task::JoinHandle<Result<u64>>) -> Res
         .map_err(|e| FlightError::internal(format!("the file writer failed: {e}")))?
 }
 
-/// The next uploaded message, or the call's cancellation.
-async fn next_message(
-    input: &mut FlightRecordBatchStream,
-    ctx: &CallContext,
-) -> Result<Option<DecodedMessage>> {
-    tokio::select! {
-        message = input.next_message() => message.transpose(),
-        () = ctx.cancelled() => Err(FlightError::cancelled("the DoPut was cancelled")),
+/// The uploaded messages, read until the call is cancelled or stalls.
+struct Input {
+    stream: FlightRecordBatchStream,
+    ctx: CallContext,
+    idle_timeout: Option<Duration>,
+}
+
+impl Input {
+    /// The next uploaded message; CANCELLED when the call is, TIMED_OUT when nothing arrives
+    /// within the idle timeout.
+    async fn next(&mut self) -> Result<Option<DecodedMessage>> {
+        let stalled = async {
+            match self.idle_timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            message = self.stream.next_message() => message.transpose(),
+            () = self.ctx.cancelled() => Err(FlightError::cancelled("the DoPut was cancelled")),
+            () = stalled => Err(FlightError::timed_out(format!(
+                "the DoPut sent nothing for {:?}; the upload is abandoned",
+                self.idle_timeout.unwrap_or_default()
+            ))),
+        }
     }
 }
 
@@ -295,13 +325,14 @@ struct Commit {
 }
 
 enum Writer {
-    File(arrow_ipc::writer::FileWriter<BufWriter<File>>),
-    Stream(arrow_ipc::writer::StreamWriter<BufWriter<File>>),
-    Parquet(parquet::arrow::ArrowWriter<File>),
+    File(arrow_ipc::writer::FileWriter<BufWriter<Writeback>>),
+    Stream(arrow_ipc::writer::StreamWriter<BufWriter<Writeback>>),
+    Parquet(parquet::arrow::ArrowWriter<Writeback>),
 }
 
 impl Writer {
     fn new(format: FileFormat, file: File, schema: &SchemaRef, shown: &str) -> Result<Writer> {
+        let file = Writeback::new(file);
         Ok(match format {
             FileFormat::IpcFile => Writer::File(
                 arrow_ipc::writer::FileWriter::try_new(
@@ -349,11 +380,15 @@ impl Writer {
             Writer::File(writer) => writer.into_inner().map_err(|e| arrow_error(shown, e))?,
             Writer::Stream(writer) => writer.into_inner().map_err(|e| arrow_error(shown, e))?,
             Writer::Parquet(writer) => {
-                return writer.into_inner().map_err(|e| parquet_error(shown, e))
+                return writer
+                    .into_inner()
+                    .map(Writeback::into_inner)
+                    .map_err(|e| parquet_error(shown, e))
             }
         };
         buffered
             .into_inner()
+            .map(Writeback::into_inner)
             .map_err(|e| io_error(shown, "writing", e.error()))
     }
 }

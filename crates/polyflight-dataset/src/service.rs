@@ -38,6 +38,10 @@ pub struct DatasetOptions {
     pub io_threads: usize,
     /// Rows per record batch decoded from Parquet. Default 65,536.
     pub parquet_batch_rows: usize,
+    /// A DoPut that receives nothing for this long fails with TIMED_OUT and its partial file is
+    /// removed, so a stalled client does not hold a file open for ever. Default 5 minutes;
+    /// `None` waits as long as the connection lives.
+    pub put_idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for DatasetOptions {
@@ -50,6 +54,7 @@ impl Default for DatasetOptions {
             allow_put: true,
             io_threads: 1,
             parquet_batch_rows: 65_536,
+            put_idle_timeout: Some(std::time::Duration::from_secs(300)),
         }
     }
 }
@@ -296,7 +301,12 @@ impl FlightService for DatasetService {
                 "this dataset is read-only (DoPut is disabled)",
             ));
         }
-        Ok(crate::put::do_put(self.inner.root.clone(), ctx, data))
+        Ok(crate::put::do_put(
+            self.inner.root.clone(),
+            ctx,
+            data,
+            self.inner.options.put_idle_timeout,
+        ))
     }
 
     async fn list_actions(&self, _ctx: CallContext) -> Result<FlightStream<ActionType>> {

@@ -299,6 +299,49 @@ async fn an_abandoned_upload_leaves_nothing() {
     }
 }
 
+/// A client that stays connected but stops sending: the put fails TIMED_OUT after the idle
+/// timeout and its partial file goes, on a connection that is still alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_times_out_and_leaves_nothing() {
+    for uri in ["grpc://127.0.0.1:0", "ucx://127.0.0.1:0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = DatasetOptions {
+            put_idle_timeout: Some(Duration::from_millis(500)),
+            ..DatasetOptions::default()
+        };
+        let (server, client) = serve(dir.path(), options, uri).await;
+        let batches = sample_batches(2, 1000);
+        let stalled =
+            futures::stream::iter(batches.into_iter().map(Ok)).chain(futures::stream::pending());
+        let started = std::time::Instant::now();
+        let err = match client.do_put(path(&["slow.arrow"]), stalled.boxed()).await {
+            Ok(results) => results.try_collect::<Vec<_>>().await.unwrap_err(),
+            Err(err) => err,
+        };
+        assert_eq!(err.code(), FlightCode::TimedOut, "{uri}: {err}");
+        assert!(err.message().contains("sent nothing"), "{uri}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{uri}");
+        eventually("the temporary file's removal", || {
+            hidden_entries(dir.path()).is_empty()
+        })
+        .await;
+        assert!(visible_files(dir.path()).is_empty(), "{uri}");
+        // The connection still serves calls.
+        let (_, read) = put_and_read(&client).await;
+        assert_eq!(read, 1000, "{uri}");
+        server.shutdown().await.unwrap();
+    }
+}
+
+/// Stores a small flight and reads back its row count.
+async fn put_and_read(client: &FlightClient) -> (Vec<PutResult>, usize) {
+    let results = put(client, path(&["ok.arrow"]), sample_batches(1, 1000))
+        .await
+        .unwrap();
+    let (_, batches) = read_all(client, &["ok.arrow"]).await;
+    (results, batches.iter().map(RecordBatch::num_rows).sum())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_only_uploads_and_read_only_datasets() {
     let dir = tempfile::tempdir().unwrap();

@@ -171,6 +171,16 @@ async fn ucx_auto() {
     round_trip("ucx://127.0.0.1:0", IoMode::Auto).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_mmap() {
+    round_trip("grpc://127.0.0.1:0", IoMode::Mmap).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ucx_mmap() {
+    round_trip("ucx://127.0.0.1:0", IoMode::Mmap).await;
+}
+
 /// `endpoint_rows` groups batches and row groups by rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_by_rows() {

@@ -12,10 +12,15 @@
 //! - `Uring` ([`uring`], Linux): io_uring through `tokio-uring`, on dedicated threads that each
 //!   run a tokio-uring runtime; callers reach them through bounded channels and get each read's
 //!   result through a oneshot. Files are handed to a ring thread once, at open.
+//! - `Mmap` ([`mmap`], Unix): each range mapped from the page cache, no copy; `align_at` does
+//!   not apply (a range is where the file has it), and a file truncated in place while mapped
+//!   faults (SIGBUS), so it is chosen, never picked by `Auto`.
 //!
 //! Every read is checked against the file's length (taken at open) before anything is
 //! allocated: a length read from a file is a claim, not a fact.
 
+#[cfg(unix)]
+mod mmap;
 mod plain;
 #[cfg(target_os = "linux")]
 mod uring;
@@ -41,6 +46,9 @@ pub enum IoMode {
     Uring,
     /// `pread` on tokio's blocking thread pool.
     Plain,
+    /// Memory-mapped ranges: no copy from the page cache. Only for files that are replaced by
+    /// rename, never truncated in place while served (see the crate docs).
+    Mmap,
 }
 
 /// The I/O backend a [`crate::DatasetService`] runs on.
@@ -54,6 +62,8 @@ pub enum IoBackend {
         /// asked for.
         reason: Option<String>,
     },
+    /// Memory-mapped ranges.
+    Mmap,
 }
 
 impl IoBackend {
@@ -62,18 +72,19 @@ impl IoBackend {
         matches!(self, IoBackend::Uring)
     }
 
-    /// `"io_uring"` or `"plain"`.
+    /// `"io_uring"`, `"plain"` or `"mmap"`.
     pub fn name(&self) -> &'static str {
         match self {
             IoBackend::Uring => "io_uring",
             IoBackend::Plain { .. } => "plain",
+            IoBackend::Mmap => "mmap",
         }
     }
 
     /// Why [`IoMode::Auto`] fell back to the plain backend, if it did.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            IoBackend::Uring => None,
+            IoBackend::Uring | IoBackend::Mmap => None,
             IoBackend::Plain { reason } => reason.as_deref(),
         }
     }
@@ -98,6 +109,8 @@ pub(crate) struct Io {
 #[derive(Clone)]
 enum Backend {
     Plain,
+    #[cfg(unix)]
+    Mmap,
     #[cfg(target_os = "linux")]
     Uring(Arc<uring::UringPool>),
 }
@@ -111,6 +124,15 @@ impl Io {
         };
         match mode {
             IoMode::Plain => Ok(plain(None)),
+            #[cfg(unix)]
+            IoMode::Mmap => Ok(Io {
+                backend: Backend::Mmap,
+                report: IoBackend::Mmap,
+            }),
+            #[cfg(not(unix))]
+            IoMode::Mmap => Err(FlightError::unavailable(
+                "memory-mapped file I/O is available on Unix only",
+            )),
             IoMode::Uring => Self::start_uring(threads).map_err(|reason| {
                 FlightError::unavailable(format!("io_uring is not available: {reason}"))
             }),
@@ -149,6 +171,8 @@ impl Io {
         let len = metadata.len();
         let handle = match &self.backend {
             Backend::Plain => Handle::Plain(file),
+            #[cfg(unix)]
+            Backend::Mmap => Handle::Mmap(file),
             #[cfg(target_os = "linux")]
             Backend::Uring(pool) => pool.register(file).await?,
         };
@@ -208,6 +232,8 @@ struct FileInner {
 
 enum Handle {
     Plain(std::fs::File),
+    #[cfg(unix)]
+    Mmap(std::fs::File),
     #[cfg(target_os = "linux")]
     Uring(uring::UringFile),
 }
@@ -229,7 +255,8 @@ impl IoFile {
     }
 
     /// Reads `len` bytes at `offset` into a fresh buffer whose byte `align_at` (relative to
-    /// the start of the range) is 64-byte aligned. The range must lie inside the file; a file
+    /// the start of the range) is 64-byte aligned (the mmap backend maps the range instead, with
+    /// the alignment the file gives it). The range must lie inside the file; a file
     /// that became shorter since it was opened is an INTERNAL error.
     ///
     /// The read is under way when this returns (the future only waits for it), so reads issued
@@ -255,6 +282,8 @@ impl IoFile {
         }
         match &self.inner.handle {
             Handle::Plain(_) => plain::read_at(self.clone(), offset, len, align_at),
+            #[cfg(unix)]
+            Handle::Mmap(_) => mmap::read_at(self.clone(), offset, len),
             #[cfg(target_os = "linux")]
             Handle::Uring(file) => {
                 let read = file.read_at(offset, len, align_at, self.inner.shown.clone());
@@ -269,10 +298,12 @@ impl IoFile {
         }
     }
 
-    /// The std file of the plain backend.
+    /// The std file of the plain and mmap backends.
     fn std_file(&self) -> Option<&std::fs::File> {
         match &self.inner.handle {
             Handle::Plain(file) => Some(file),
+            #[cfg(unix)]
+            Handle::Mmap(file) => Some(file),
             #[cfg(target_os = "linux")]
             Handle::Uring(_) => None,
         }
@@ -475,6 +506,8 @@ mod tests {
     }
 
     async fn exercise(io: Io) {
+        // The mmap backend hands out ranges where the file has them.
+        let aligned = io.backend() != IoBackend::Mmap;
         let (_dir, path, data) = sample_file(300_000);
         let file = io.open(&path, "data.bin").await.unwrap();
         assert_eq!(file.len(), data.len() as u64);
@@ -482,7 +515,7 @@ mod tests {
         for (offset, len, align_at) in [(0, 10, 0), (3, 1000, 17), (299_990, 10, 5), (5, 0, 0)] {
             let bytes = file.read_at(offset, len, align_at).await.unwrap();
             assert_eq!(&bytes[..], &data[offset as usize..offset as usize + len]);
-            if len > align_at {
+            if aligned && len > align_at {
                 assert_eq!((bytes.as_ptr() as usize + align_at) % BUFFER_ALIGNMENT, 0);
             }
         }
@@ -506,10 +539,12 @@ mod tests {
         for (range, chunk) in ranges.iter().zip(&chunks) {
             let start = range.offset as usize;
             assert_eq!(&chunk[..], &data[start..start + range.len]);
-            assert_eq!(
-                (chunk.as_ptr() as usize + range.align_at) % BUFFER_ALIGNMENT,
-                0
-            );
+            if aligned {
+                assert_eq!(
+                    (chunk.as_ptr() as usize + range.align_at) % BUFFER_ALIGNMENT,
+                    0
+                );
+            }
         }
 
         // The file shrinking under an open handle is an error, not a short result.
@@ -533,6 +568,14 @@ mod tests {
     async fn plain_backend_reads_ranges() {
         let io = Io::start(IoMode::Plain, 1).unwrap();
         assert_eq!(io.backend(), IoBackend::Plain { reason: None });
+        exercise(io).await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn mmap_backend_reads_ranges() {
+        let io = Io::start(IoMode::Mmap, 1).unwrap();
+        assert_eq!(io.backend(), IoBackend::Mmap);
         exercise(io).await;
     }
 

@@ -1,0 +1,109 @@
+//! The memory-mapped backend: each read maps its range of the file (`mmap(2)` with
+//! `MAP_POPULATE`, on tokio's blocking pool) and hands out the mapping as `Bytes`, unmapped when
+//! the last slice of it is dropped.
+//!
+//! Nothing is copied: the page cache's pages are what DoGet sends, so a socket's `writev` reads
+//! them straight from the cache. The other backends copy every byte from the page cache into
+//! a buffer of ours first, which on a page-cached file costs about as much CPU as the send
+//! itself. `MAP_POPULATE` reads the pages in (from disk when they are not cached) and fills the
+//! page tables while still on the blocking thread, so using the bytes later neither blocks an
+//! async worker on the disk nor takes a page fault per page.
+//!
+//! The price is the classic one of mapped files: a file truncated in place while a range of it
+//! is mapped makes touching the vanished pages raise SIGBUS. Files replaced by rename (as DoPut
+//! and `polyflight put` do, and as most tools write) are safe: the mapping keeps the old file.
+//! The backend is therefore a choice ([`super::IoMode::Mmap`]), not the default.
+
+use super::IoFile;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use polyflight_core::{FlightError, Result};
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+
+/// One mapped range; unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only memory owned by this value alone; nothing ties it to a thread.
+unsafe impl Send for Mapping {}
+// SAFETY: shared access only reads.
+unsafe impl Sync for Mapping {}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `len` bytes are mapped readable at `ptr` until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the range was mapped by `map` and nothing refers to it any more.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Starts mapping `len` bytes at `offset` of `file` on the blocking pool.
+pub(super) fn read_at(file: IoFile, offset: u64, len: usize) -> BoxFuture<'static, Result<Bytes>> {
+    let task = tokio::task::spawn_blocking(move || map(&file, offset, len));
+    Box::pin(async move {
+        task.await
+            .map_err(|e| FlightError::internal(format!("file map task failed: {e}")))?
+    })
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+}
+
+fn map(file: &IoFile, offset: u64, len: usize) -> Result<Bytes> {
+    let std_file = file.std_file().ok_or_else(|| {
+        FlightError::internal("a mapped read of a file opened by another backend")
+    })?;
+    let shown = file.shown();
+    // A file that became shorter since it was opened would fault where it ended: refuse to map
+    // past its current end.
+    let now = std_file
+        .metadata()
+        .map_err(|e| super::io_error(shown, "reading the metadata of", &e))?
+        .len();
+    let end = offset + len as u64;
+    if now < end {
+        return Err(super::plain::unexpected_eof(
+            shown,
+            offset,
+            len,
+            now.saturating_sub(offset) as usize,
+        ));
+    }
+    let start = offset - offset % page_size();
+    let lead = (offset - start) as usize;
+    let map_len = lead + len;
+    let at = libc::off_t::try_from(start)
+        .map_err(|_| FlightError::internal(format!("{shown}: offset {start} is too large")))?;
+    // SAFETY: a fresh private read-only mapping of an open descriptor; the kernel picks the
+    // address, so no memory of ours is affected.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_POPULATE,
+            std_file.as_raw_fd(),
+            at,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        let err = std::io::Error::last_os_error();
+        return Err(super::io_error(shown, "mapping", &err));
+    }
+    let ptr = NonNull::new(ptr.cast::<u8>())
+        .ok_or_else(|| FlightError::internal(format!("{shown}: mmap returned null")))?;
+    let mapping = Mapping { ptr, len: map_len };
+    Ok(Bytes::from_owner(mapping).slice(lead..))
+}
