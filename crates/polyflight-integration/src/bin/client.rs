@@ -10,6 +10,10 @@
 //! Exit status 0 means the scenario passed; otherwise what differed is printed on stderr and the
 //! status is 1 (2 for a bad command line). Nothing is retried.
 
+/// The allocator of every binary polyflight ships (see the `polyflight` command).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use polyflight_integration::cli::Args;
 use polyflight_integration::peer::Connector;
 use polyflight_integration::{json_flight, scenarios, Failure, Outcome};

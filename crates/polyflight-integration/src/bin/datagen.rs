@@ -3,6 +3,10 @@
 //! also gets `<name>.arrow_file`, its data as an Arrow IPC file read back from the JSON, for
 //! peers that cannot read integration JSON (pyarrow).
 
+/// The allocator of every binary polyflight ships (see the `polyflight` command).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

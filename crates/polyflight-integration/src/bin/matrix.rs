@@ -11,6 +11,10 @@
 //! The server and client binaries are expected beside this one (Cargo builds them into the same
 //! directory). Exits 1 when a case fails that is not a known gap, or a known gap passes.
 
+/// The allocator of every binary polyflight ships (see the `polyflight` command).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use polyflight_integration::matrix::{self, Case, CaseResult, Implementation, Transport};
 use polyflight_integration::pyarrow;
 use std::path::Path;

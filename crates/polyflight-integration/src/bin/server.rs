@@ -9,6 +9,10 @@
 //! The first line on stdout is `Server listening on localhost:<port>` (port 0 for transports
 //! without one), which archery reads; the second is `Server location: <uri>`.
 
+/// The allocator of every binary polyflight ships (see the `polyflight` command).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use polyflight_integration::cli::Args;
 use polyflight_integration::json_flight::{self, advertised_location};
 use polyflight_integration::peer::ListenSpec;
