@@ -107,6 +107,14 @@ impl Context {
 /// times per megabyte: a 1 MiB DoGet ran at a quarter of its 128 KiB speed. 1024 elements hold
 /// 8 MiB in flight; the FIFO itself is 128 bytes an element (128 KiB), the segments come from the
 /// receive pool as they are used. Measured in docs/ucx.md.
+///
+/// The rendezvous scheme: with UCX's `auto`, a large contiguous message (an Arrow IPC body read
+/// from a file, or received whole by another transport) goes by `put_zcopy`, and on one host the
+/// only lane offering it is TCP, so those bodies crossed over the loopback socket while segmented
+/// ones took the shared memory path: DoGet of a page-cached file ran at about half the speed of
+/// the same batches from memory, with `tcp_sendmsg` the server's top symbol. `get_zcopy` is what
+/// `auto` prefers where a lane offers it (RDMA, CMA); where none does, the rendezvous data goes
+/// as active messages over the fastest lane, shared memory on one host. Measured in docs/ucx.md.
 const DEFAULTS: &[(&str, &str, &[&str])] = &[
     (
         "MM_ERROR_HANDLING",
@@ -126,6 +134,7 @@ const DEFAULTS: &[(&str, &str, &[&str])] = &[
             "UCX_SYSV_FIFO_SIZE",
         ],
     ),
+    ("RNDV_SCHEME", "get_zcopy", &["UCX_RNDV_SCHEME"]),
 ];
 
 /// Whether `UCX_TLS` leaves the shared memory transports in (UCX warns about settings of
