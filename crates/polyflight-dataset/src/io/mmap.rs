@@ -46,9 +46,19 @@ impl Drop for Mapping {
     }
 }
 
-/// Starts mapping `len` bytes at `offset` of `file` on the blocking pool.
+/// Ranges up to this size are mapped on the calling thread when the page cache holds all of
+/// them; larger ones, and ranges that would have to be read from disk, go to the blocking pool.
+const INLINE_MAX: usize = 8 << 20;
+
+/// Maps `len` bytes at `offset` of `file`: at once when they are all in the page cache (no
+/// disk I/O can block the caller), else on the blocking pool with `MAP_POPULATE`.
 pub(super) fn read_at(file: IoFile, offset: u64, len: usize) -> BoxFuture<'static, Result<Bytes>> {
-    let task = tokio::task::spawn_blocking(move || map(&file, offset, len));
+    if len <= INLINE_MAX {
+        if let Some(mapped) = map_if_cached(&file, offset, len) {
+            return Box::pin(std::future::ready(mapped));
+        }
+    }
+    let task = tokio::task::spawn_blocking(move || map(&file, offset, len, true));
     Box::pin(async move {
         task.await
             .map_err(|e| FlightError::internal(format!("file map task failed: {e}")))?
@@ -61,7 +71,31 @@ fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
-fn map(file: &IoFile, offset: u64, len: usize) -> Result<Bytes> {
+/// The mapping of a range whose pages are all in the page cache, or `None` (nothing mapped)
+/// when some are not or the check fails.
+fn map_if_cached(file: &IoFile, offset: u64, len: usize) -> Option<Result<Bytes>> {
+    let mapped = match map(file, offset, len, false) {
+        Ok(mapped) => mapped,
+        Err(err) => return Some(Err(err)),
+    };
+    let page = page_size() as usize;
+    let lead = (offset % page as u64) as usize;
+    let start = mapped.as_ptr().wrapping_sub(lead);
+    let pages = (lead + len).div_ceil(page);
+    let mut resident = vec![0u8; pages];
+    // SAFETY: `start` is the page-aligned start of the live mapping behind `mapped`, which spans
+    // `lead + len` bytes; `resident` has one byte per page.
+    let status = unsafe {
+        libc::mincore(
+            start as *mut libc::c_void,
+            lead + len,
+            resident.as_mut_ptr(),
+        )
+    };
+    (status == 0 && resident.iter().all(|r| r & 1 == 1)).then_some(Ok(mapped))
+}
+
+fn map(file: &IoFile, offset: u64, len: usize, populate: bool) -> Result<Bytes> {
     let std_file = file.std_file().ok_or_else(|| {
         FlightError::internal("a mapped read of a file opened by another backend")
     })?;
@@ -93,7 +127,11 @@ fn map(file: &IoFile, offset: u64, len: usize) -> Result<Bytes> {
             std::ptr::null_mut(),
             map_len,
             libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_POPULATE,
+            if populate {
+                libc::MAP_PRIVATE | libc::MAP_POPULATE
+            } else {
+                libc::MAP_PRIVATE
+            },
             std_file.as_raw_fd(),
             at,
         )
