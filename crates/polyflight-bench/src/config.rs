@@ -92,7 +92,7 @@ impl BenchConfig {
             exchange_bytes: 400 * MB,
             latency_calls: 1000,
             warmup: true,
-            decode: false,
+            decode: true,
             server_threads: threads,
             client_threads: threads,
             target: None,

@@ -334,8 +334,12 @@ pub struct BenchArgs {
     /// Measure without warming up first.
     #[arg(long)]
     pub no_warmup: bool,
-    /// Decode batches on the client (and the server, for DoPut) instead of only counting.
-    #[arg(long)]
+    /// Only count the bytes of each message instead of decoding batches on the client (and the
+    /// server, for DoPut), which is the default: a real client decodes what it reads.
+    #[arg(long, conflicts_with = "decode")]
+    pub count_only: bool,
+    /// Decode batches (the default; kept for scripts that pass it).
+    #[arg(long, hide = true)]
     pub decode: bool,
     /// Worker threads of the server runtime.
     #[arg(long)]

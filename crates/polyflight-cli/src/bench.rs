@@ -52,7 +52,7 @@ pub fn bench_config(args: &BenchArgs) -> BenchConfig {
         config.latency_calls = v;
     }
     config.warmup = !args.no_warmup;
-    config.decode = args.decode;
+    config.decode = !args.count_only;
     if let Some(v) = args.server_threads {
         config.server_threads = v;
     }
