@@ -53,7 +53,12 @@ pub struct BenchConfig {
     /// Decode batches on the client (and, for DoPut, on the server) instead of only counting
     /// bytes.
     pub decode: bool,
-    /// Worker threads of the server runtime.
+    /// Whether each transport's server ran as a process of its own (set by
+    /// [`run_with_servers`](crate::runner::run_with_servers)); the reference rows and the bridge
+    /// rows always run in the benchmark's process.
+    #[serde(default)]
+    pub server_processes: bool,
+    /// Worker threads of the server runtime (in-process rows).
     pub server_threads: usize,
     /// Worker threads of the client runtime.
     pub client_threads: usize,
@@ -93,6 +98,7 @@ impl BenchConfig {
             latency_calls: 1000,
             warmup: true,
             decode: true,
+            server_processes: false,
             server_threads: threads,
             client_threads: threads,
             target: None,

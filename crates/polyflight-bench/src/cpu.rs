@@ -14,9 +14,13 @@
 //!   client's, its `ucx-listener-…` and `ucx-conn-…` threads the server's). Threads that ended
 //!   during the workload, and threads named otherwise, make up **other** = process − client −
 //!   server, which the report shows so that an incomplete split is visible.
+//! - **A server process**: when a row's server runs as a process of its own
+//!   ([`watch_server_process`]), its user + system time (`/proc/PID/stat`) over the workload is
+//!   the server figure, and the process figure is both processes together.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Thread-name prefix of the server side of a benchmark.
@@ -67,25 +71,76 @@ pub fn current_tid() -> i64 {
     }
 }
 
+/// The server process whose CPU time snapshots include (0: none).
+static SERVER_PROCESS: AtomicU32 = AtomicU32::new(0);
+
+/// Makes [`CpuSnapshot`]s include the CPU time of process `pid` as the server side, until the
+/// returned guard is dropped. Rows run one at a time, so one process is watched at a time.
+pub fn watch_server_process(pid: u32) -> ServerProcessWatch {
+    SERVER_PROCESS.store(pid, Ordering::Release);
+    ServerProcessWatch(())
+}
+
+/// Ends [`watch_server_process`] when dropped.
+pub struct ServerProcessWatch(());
+
+impl Drop for ServerProcessWatch {
+    fn drop(&mut self) {
+        SERVER_PROCESS.store(0, Ordering::Release);
+    }
+}
+
+/// The user + system CPU time of another process, from `/proc/PID/stat`.
+#[cfg(target_os = "linux")]
+fn other_process_cpu(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text, clock_ticks_per_second())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn other_process_cpu(_pid: u32) -> Option<Duration> {
+    None
+}
+
 /// CPU use at one instant: the process total and, where the platform allows, per thread.
 #[derive(Debug, Clone)]
 pub struct CpuSnapshot {
     process: Duration,
     /// tid → (side, CPU time); `None` where per-thread times cannot be read.
     threads: Option<HashMap<i64, (Side, Duration)>>,
+    /// A watched server process's CPU time.
+    server_process: Option<Duration>,
 }
 
 impl CpuSnapshot {
     /// Takes a snapshot; `driver` is the thread running the client side's top-level future.
     pub fn take(driver: i64) -> CpuSnapshot {
+        let server = SERVER_PROCESS.load(Ordering::Acquire);
         CpuSnapshot {
             process: process_cpu(),
             threads: thread_times(driver),
+            server_process: (server != 0).then(|| other_process_cpu(server)).flatten(),
         }
     }
 
     /// What was used between `self` and the later snapshot `end`.
     pub fn until(&self, end: &CpuSnapshot) -> CpuUsage {
+        let usage = self.until_here(end);
+        match (self.server_process, end.server_process) {
+            (Some(before), Some(after)) => {
+                let server = after.saturating_sub(before).as_secs_f64();
+                CpuUsage {
+                    process_s: usage.process_s + server,
+                    server_s: Some(usage.server_s.unwrap_or(0.0) + server),
+                    ..usage
+                }
+            }
+            _ => usage,
+        }
+    }
+
+    /// What this process used between `self` and `end`.
+    fn until_here(&self, end: &CpuSnapshot) -> CpuUsage {
         let process_s = end.process.saturating_sub(self.process).as_secs_f64();
         let (client_s, server_s, other_s) = match (&self.threads, &end.threads) {
             (Some(before), Some(after)) => {
@@ -119,7 +174,8 @@ impl CpuSnapshot {
 /// CPU seconds a workload used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuUsage {
-    /// The whole process (`getrusage(RUSAGE_SELF)`, user + system).
+    /// The whole process (`getrusage(RUSAGE_SELF)`, user + system), plus a watched server
+    /// process.
     pub process_s: f64,
     /// Threads of the client side (see the module docs); `None` where not measurable.
     pub client_s: Option<f64>,

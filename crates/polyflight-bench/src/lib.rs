@@ -18,6 +18,7 @@
 //! - [`ceiling`]: raw-socket ceilings;
 //! - [`workload`]: the workloads, written once against [`PerfClient`];
 //! - [`cpu`]: CPU accounting;
+//! - [`process`]: perf servers in processes of their own ([`ServeCommand`]);
 //! - [`runner`]: plans and runs the rows ([`run`]);
 //! - [`report`], [`svg`]: the results as a terminal table, JSON and an SVG chart.
 //!
@@ -37,6 +38,7 @@ pub mod command;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod process;
 pub mod reference;
 pub mod report;
 pub mod runner;
@@ -46,8 +48,9 @@ pub mod workload;
 
 pub use command::{DataKind, DataSpec, PerfCommand, PerfTicket, PutSummary, PING_ACTION};
 pub use config::{BenchConfig, TargetConfig};
+pub use process::ServeCommand;
 pub use report::{render_table, BenchReport, RowKind, RowReport, Throughput, Workload};
-pub use runner::run;
+pub use runner::{run, run_with_servers};
 pub use service::PerfService;
 pub use svg::render_svg;
 pub use workload::{PerfClient, PolyflightPerfClient};

@@ -534,7 +534,7 @@ pub fn render_table(report: &BenchReport) -> String {
     let machine = &report.machine;
     let _ = writeln!(
         out,
-        "polyflight bench {} — {} CPUs ({}), {}{}; {} stream(s); {} columns of {}{}",
+        "polyflight bench {} — {} CPUs ({}), {}{}; {} stream(s); {} columns of {}{}{}",
         report.polyflight_version,
         machine.cpus,
         machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
@@ -548,6 +548,11 @@ pub fn render_table(report: &BenchReport) -> String {
         config.kind,
         if config.decode {
             "; client decodes"
+        } else {
+            ""
+        },
+        if config.server_processes {
+            "; servers in processes of their own"
         } else {
             ""
         },

@@ -19,6 +19,7 @@ use crate::command::{PerfCommand, PING_ACTION};
 use crate::config::{BenchConfig, TargetConfig};
 use crate::cpu::{current_tid, CLIENT_THREAD, SERVER_THREAD};
 use crate::data::PreparedData;
+use crate::process::ServeCommand;
 use crate::reference::{ArrowFlightPerfClient, ArrowFlightPerfService, ArrowFlightServer};
 use crate::report::{
     human_bytes, rows_label, BenchReport, LatencyStats, Machine, RowKind, RowReport, Throughput,
@@ -30,6 +31,7 @@ use crate::workload::{
     Transfer,
 };
 use crate::BenchError;
+use polyflight::transports::LoopbackPki;
 use polyflight::{
     ConnectOptions, FlightClient, FlightService, Registry, Scheme, ServerBuilder, TransportFactory,
 };
@@ -239,13 +241,29 @@ fn command(config: &BenchConfig, data: &PreparedData, bytes: u64) -> PerfCommand
 /// only a configuration error fails the whole run.
 ///
 /// Runs its own runtimes, so it must be called from outside any async runtime (from an async
-/// context, use `spawn_blocking`).
+/// context, use `spawn_blocking`). Every server runs in this process; see
+/// [`run_with_servers`].
 pub fn run(
     config: &BenchConfig,
     registry: &Registry,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchReport, BenchError> {
+    run_with_servers(config, registry, None, progress)
+}
+
+/// [`run`], but with `servers` each transport row's server runs as a process of its own,
+/// started by that command (see [`crate::process`]), as users run polyflight. The reference and
+/// bridge rows stay in this process.
+pub fn run_with_servers(
+    config: &BenchConfig,
+    registry: &Registry,
+    servers: Option<&ServeCommand>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchReport, BenchError> {
     config.validate().map_err(BenchError::Config)?;
+    let mut config = config.clone();
+    config.server_processes = servers.is_some() && config.target.is_none();
+    let config = &config;
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(BenchError::Config(
             "the benchmark runs its own runtimes: call it from outside an async runtime".into(),
@@ -277,15 +295,27 @@ pub fn run(
         let row = match plan {
             Plan::Transport(scheme, factory) => {
                 let row = RowReport::new(scheme.as_str(), RowKind::Transport);
-                let service = Arc::new(PerfService::new());
-                served_row(
-                    &mut shared,
-                    registry,
-                    row,
-                    scheme,
-                    factory.as_ref(),
-                    service,
-                )
+                match servers {
+                    Some(servers) => process_row(
+                        &mut shared,
+                        registry,
+                        row,
+                        scheme,
+                        factory.as_ref(),
+                        servers,
+                    ),
+                    None => {
+                        let service = Arc::new(PerfService::new());
+                        served_row(
+                            &mut shared,
+                            registry,
+                            row,
+                            scheme,
+                            factory.as_ref(),
+                            service,
+                        )
+                    }
+                }
             }
             Plan::Bridge(scheme, factory) => {
                 let row = RowReport::new(bridge_row_name(scheme), RowKind::Reference);
@@ -391,6 +421,63 @@ fn served_row(
             row.errors.push(format!("server shutdown: {err}"));
         }
         runtimes.shutdown();
+        Ok(())
+    })();
+    if let Err(err) = result {
+        row.errors.push(err.to_string());
+    }
+    endpoint.cleanup();
+    row
+}
+
+/// A transport row whose perf server runs as a process of its own.
+fn process_row(
+    shared: &mut Shared<'_>,
+    registry: &Registry,
+    mut row: RowReport,
+    scheme: Scheme,
+    factory: &dyn TransportFactory,
+    servers: &ServeCommand,
+) -> RowReport {
+    let endpoint = match factory.loopback_endpoint(scheme) {
+        Ok(endpoint) => endpoint,
+        Err(err) => {
+            row.skipped = Some(format!("no loopback endpoint: {err}"));
+            return row;
+        }
+    };
+    let result = (|| -> Result<(), BenchError> {
+        // grpc+tls: certificates of our own, written for the server process and trusted here.
+        let (pki, connect) = if scheme == Scheme::GrpcTls {
+            let pki = LoopbackPki::generate()?;
+            let mut connect = ConnectOptions::default();
+            connect.extensions.insert(pki.client_config(false)?);
+            (Some(pki), connect)
+        } else {
+            (None, endpoint.connect.clone())
+        };
+        let server = servers.start(scheme, &endpoint.listen_uri, pki.as_ref())?;
+        let _watch = crate::cpu::watch_server_process(server.pid());
+        row.uri = Some(server.uri.clone());
+        row.ceiling = Some(if scheme == Scheme::GrpcUnix {
+            UNIX_CEILING_ROW.to_string()
+        } else {
+            TCP_CEILING_ROW.to_string()
+        });
+        let runtimes = Runtimes::new(shared.config, false)?;
+        let (client_registry, uri) = (registry.clone(), server.uri.clone());
+        let connected = run_on(&runtimes.client, async move {
+            Ok(FlightClient::connect_with_options(client_registry, &uri, connect).await?)
+        });
+        match connected {
+            Ok(client) => {
+                let client: Arc<dyn PerfClient> = Arc::new(PolyflightPerfClient::new(client));
+                workloads(shared, &runtimes.client, client, &mut row, false);
+            }
+            Err(err) => row.errors.push(format!("connecting: {err}")),
+        }
+        runtimes.shutdown();
+        drop(server);
         Ok(())
     })();
     if let Err(err) = result {

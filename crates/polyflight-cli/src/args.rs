@@ -303,6 +303,10 @@ pub struct BenchArgs {
     /// Skip the arrow-flight comparison and the raw-socket ceilings.
     #[arg(long)]
     pub no_references: bool,
+    /// Run each transport's server in this process instead of as a `polyflight serve` process
+    /// of its own (the default, as users run it).
+    #[arg(long)]
+    pub in_process: bool,
     /// Also serve arrow-flight's perf service through the tonic bridge on these transports
     /// (rows `arrow-flight via polyflight (SCHEME)`), e.g. `--bridge grpc,grpc+unix,ucx`.
     #[arg(long, value_delimiter = ',')]

@@ -78,7 +78,17 @@ fn write_file(path: &Path, contents: &str) -> Result<()> {
 pub fn bench(args: BenchArgs) -> Result<()> {
     let config = bench_config(&args);
     let registry = polyflight::default_registry();
-    let mut report = polyflight_bench::run(&config, &registry, &mut |line| eprintln!("{line}"))?;
+    // Each transport's server runs as `polyflight serve --service perf` in a process of its own
+    // (this executable), as users run it, unless --in-process asks for one process.
+    let servers = if args.in_process {
+        None
+    } else {
+        Some(polyflight_bench::ServeCommand::current_exe()?)
+    };
+    let mut report =
+        polyflight_bench::run_with_servers(&config, &registry, servers.as_ref(), &mut |line| {
+            eprintln!("{line}")
+        })?;
     report.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
     print!("{}", polyflight_bench::render_table(&report));
     if let Some(path) = &args.json {

@@ -853,6 +853,62 @@ fn a_killed_uploader_leaves_no_file() {
     }
 }
 
+/// `polyflight bench` runs each transport's server as a `polyflight serve` process of its own by
+/// default: the rows measure, the server's CPU is accounted, and no server is left running.
+#[test]
+fn bench_measures_servers_in_their_own_processes() {
+    let work = TempDir::new().expect("temp dir");
+    let json = work.path().join("report.json");
+    let svg = work.path().join("report.svg");
+    let run = polyflight(&[
+        "bench",
+        "--transports",
+        "grpc,grpc+tls,grpc+unix,ucx",
+        "--no-references",
+        "--batch-rows",
+        "1024",
+        "--doget-mb",
+        "8",
+        "--put-mb",
+        "4",
+        "--exchange-mb",
+        "2",
+        "--latency-calls",
+        "10",
+        "--json",
+        text(&json),
+        "--svg",
+        text(&svg),
+    ])
+    .ok();
+    assert!(
+        run.stdout.contains("servers in processes of their own"),
+        "{run:#?}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    assert_eq!(report["config"]["server_processes"], true);
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    for row in rows {
+        let name = row["name"].as_str().unwrap_or_default();
+        assert_eq!(row["errors"].as_array().map(Vec::len), Some(0), "{row:#?}");
+        assert!(row["skipped"].is_null(), "{row:#?}");
+        let throughput = row["throughput"].as_array().expect("throughput");
+        assert_eq!(throughput.len(), 3, "{name}: DoGet, DoPut, DoExchange");
+        for t in throughput {
+            assert!(
+                t["mb_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+                "{name}: {t:#?}"
+            );
+            // The server's CPU comes from its own process.
+            assert!(t["cpu"]["server_s"].is_number(), "{name}: {t:#?}");
+        }
+        let uri = row["uri"].as_str().unwrap_or_default();
+        assert!(uri.contains("://"), "{name}: {uri}");
+    }
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let work = TempDir::new().expect("temp dir");
