@@ -31,7 +31,9 @@ pub mod transports {
     };
     pub use polyflight_grpc::{GrpcSettings, GrpcTransport};
     #[cfg(target_os = "linux")]
-    pub use polyflight_ucx::{ProgressMode, UcxOptions, UcxTransport};
+    pub use polyflight_ucx::{
+        context_defaults as ucx_context_defaults, ProgressMode, UcxOptions, UcxTransport,
+    };
     #[cfg(unix)]
     pub use polyflight_unix::{UnixListenOptions, UnixSocketOptions, UnixTransport};
 }

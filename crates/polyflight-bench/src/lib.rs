@@ -15,7 +15,8 @@
 //! - [`data`]: the batches moved, generated once and cloned;
 //! - [`service`]: [`PerfService`], the perf server over any polyflight transport;
 //! - [`reference`]: the same server and client written with the arrow-flight crate;
-//! - [`ceiling`]: raw-socket ceilings;
+//! - [`ceiling`]: raw-socket ceilings; `ucx_ceiling` (Linux): raw UCX, measured with
+//!   `ucx_perftest`;
 //! - [`workload`]: the workloads, written once against [`PerfClient`];
 //! - [`cpu`]: CPU accounting;
 //! - [`process`]: perf servers in processes of their own ([`ServeCommand`]);
@@ -44,6 +45,8 @@ pub mod report;
 pub mod runner;
 pub mod service;
 pub mod svg;
+#[cfg(target_os = "linux")]
+pub mod ucx_ceiling;
 pub mod workload;
 
 pub use command::{DataKind, DataSpec, PerfCommand, PerfTicket, PutSummary, PING_ACTION};

@@ -640,6 +640,10 @@ pub fn render_table(report: &BenchReport) -> String {
         ]];
         for row in report.rows.iter().filter(|r| r.skipped.is_none()) {
             let head = cell(row, hw, hs);
+            // Ceilings measured in other processes (raw UCX) carry no CPU figures.
+            if row.kind == RowKind::Ceiling && head.is_some_and(|t| t.cpu.process_s == 0.0) {
+                continue;
+            }
             let process_of = |w: Workload| {
                 row.throughput
                     .iter()

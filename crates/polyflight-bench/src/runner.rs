@@ -92,6 +92,9 @@ enum Plan {
     /// arrow-flight's perf service through the tonic bridge, on a transport of the registry.
     Bridge(Scheme, Arc<dyn TransportFactory>),
     Ceiling(SocketKind),
+    /// Raw UCX, measured with `ucx_perftest`.
+    #[cfg(target_os = "linux")]
+    UcxCeiling(crate::ucx_ceiling::UcxTest),
     Target(TargetConfig),
 }
 
@@ -104,6 +107,8 @@ impl Plan {
             Plan::Bridge(scheme, _) => bridge_row_name(*scheme),
             Plan::Ceiling(SocketKind::Tcp) => TCP_CEILING_ROW.to_string(),
             Plan::Ceiling(SocketKind::Unix) => UNIX_CEILING_ROW.to_string(),
+            #[cfg(target_os = "linux")]
+            Plan::UcxCeiling(test) => test.row_name().to_string(),
             Plan::Target(t) => format!("target {}", t.uri),
         }
     }
@@ -142,6 +147,14 @@ fn plan(config: &BenchConfig, registry: &Registry) -> Vec<Plan> {
         plans.push(Plan::Ceiling(SocketKind::Tcp));
         if cfg!(unix) {
             plans.push(Plan::Ceiling(SocketKind::Unix));
+        }
+        // Raw UCX, when the ucx row runs.
+        #[cfg(target_os = "linux")]
+        if plans
+            .iter()
+            .any(|p| matches!(p, Plan::Transport(Scheme::Ucx, _)))
+        {
+            plans.extend(crate::ucx_ceiling::UcxTest::ALL.map(Plan::UcxCeiling));
         }
     }
     plans
@@ -343,6 +356,8 @@ pub fn run_with_servers(
             }
             Plan::ArrowFlight => arrow_flight_row(&mut shared),
             Plan::Ceiling(kind) => ceiling_row(&mut shared, kind),
+            #[cfg(target_os = "linux")]
+            Plan::UcxCeiling(test) => ucx_ceiling_row(&mut shared, test),
             Plan::Target(target) => target_row(&mut shared, registry, &target),
         };
         if let Some(reason) = &row.skipped {
@@ -400,7 +415,7 @@ fn served_row(
         row.ceiling = Some(if location.unix_path().is_some() {
             UNIX_CEILING_ROW.to_string()
         } else {
-            TCP_CEILING_ROW.to_string()
+            ceiling_of(scheme).to_string()
         });
         let (client_registry, uri, options) = (
             registry.clone(),
@@ -459,11 +474,7 @@ fn process_row(
         let server = servers.start(scheme, &endpoint.listen_uri, pki.as_ref())?;
         let _watch = crate::cpu::watch_server_process(server.pid());
         row.uri = Some(server.uri.clone());
-        row.ceiling = Some(if scheme == Scheme::GrpcUnix {
-            UNIX_CEILING_ROW.to_string()
-        } else {
-            TCP_CEILING_ROW.to_string()
-        });
+        row.ceiling = Some(ceiling_of(scheme).to_string());
         let runtimes = Runtimes::new(shared.config, false)?;
         let (client_registry, uri) = (registry.clone(), server.uri.clone());
         let connected = run_on(&runtimes.client, async move {
@@ -484,6 +495,58 @@ fn process_row(
         row.errors.push(err.to_string());
     }
     endpoint.cleanup();
+    row
+}
+
+/// The ceiling row a transport row is compared with: raw UCX for ucx, the raw socket it runs on
+/// for the others.
+fn ceiling_of(scheme: Scheme) -> &'static str {
+    match scheme {
+        #[cfg(target_os = "linux")]
+        Scheme::Ucx => crate::ucx_ceiling::UCX_CEILING_ROW,
+        Scheme::GrpcUnix => UNIX_CEILING_ROW,
+        _ => TCP_CEILING_ROW,
+    }
+}
+
+/// A raw UCX row: `ucx_perftest` at each batch size, one stream.
+#[cfg(target_os = "linux")]
+fn ucx_ceiling_row(shared: &mut Shared<'_>, test: crate::ucx_ceiling::UcxTest) -> RowReport {
+    use crate::ucx_ceiling;
+    let mut row = RowReport::new(test.row_name(), RowKind::Ceiling);
+    let perftest = match ucx_ceiling::find_perftest() {
+        Ok(path) => path,
+        Err(why) => {
+            row.skipped = Some(why);
+            return row;
+        }
+    };
+    let config = shared.config;
+    for data in shared.prepared.clone() {
+        let rows = data.rows_per_batch() as u64;
+        let message = data.message_bytes as usize;
+        match ucx_ceiling::measure(&perftest, test, message, config.doget_bytes) {
+            Ok(run) => {
+                // No CPU figures: see the module docs.
+                let cpu = crate::cpu::CpuUsage::default();
+                let t = Throughput::new(
+                    Workload::Socket,
+                    rows,
+                    data.message_bytes,
+                    1,
+                    false,
+                    run.bytes,
+                    run.bytes,
+                    run.bytes.div_ceil(data.message_bytes.max(1)),
+                    run.elapsed.as_secs_f64(),
+                    cpu,
+                );
+                shared.say(&describe(&t));
+                row.throughput.push(t);
+            }
+            Err(err) => row.errors.push(format!("{rows}-row messages: {err}")),
+        }
+    }
     row
 }
 

@@ -139,3 +139,38 @@ fn a_tiny_bench_over_grpc_reports_every_row() {
     let svg = polyflight_bench::render_svg(&report);
     assert!(svg.contains("</svg>"));
 }
+
+/// With the ucx row, the reference rows include raw UCX measured by `ucx_perftest` (built with
+/// UCX beside the test binaries), and the ucx row is compared with it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_ucx_row_has_raw_ucx_ceilings() {
+    let mut config = BenchConfig::tiny();
+    config.transports = vec!["ucx".into()];
+    config.batch_rows = vec![8192];
+    let report = run(&config, &polyflight::default_registry(), &mut |_| {}).expect("runs");
+    let value: Value = serde_json::from_str(&report.to_json().expect("JSON")).expect("JSON");
+    let rows = value["rows"].as_array().expect("rows");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {rows:#?}"))
+    };
+    for name in ["raw ucx am", "raw ucx am, peer errors", "raw ucx put"] {
+        let raw = row(name);
+        assert_eq!(raw["errors"].as_array().map(Vec::len), Some(0), "{raw:#?}");
+        if let Some(why) = raw["skipped"].as_str() {
+            assert!(why.contains("ucx_perftest"), "{name}: {why}");
+            continue;
+        }
+        let t = &raw["throughput"][0];
+        assert_eq!(t["workload"], "Socket", "{t}");
+        assert!(f(&t["mb_per_s"]) > 1.0, "{name}: {t}");
+    }
+    let ucx = row("ucx");
+    assert_eq!(ucx["ceiling"], "raw ucx am, peer errors");
+    if row("raw ucx am, peer errors")["skipped"].is_null() {
+        let doget = &ucx["throughput"][0];
+        assert!(f(&doget["vs_ceiling"]) > 0.0, "{doget}");
+    }
+}

@@ -45,4 +45,4 @@ mod wire;
 
 pub use options::UcxOptions;
 pub use transport::UcxTransport;
-pub use ucp::{ErrorHandling, ProgressMode};
+pub use ucp::{context_defaults, ErrorHandling, ProgressMode};

@@ -137,6 +137,21 @@ const DEFAULTS: &[(&str, &str, &[&str])] = &[
     ("RNDV_SCHEME", "get_zcopy", &["UCX_RNDV_SCHEME"]),
 ];
 
+/// The UCX settings polyflight applies to its contexts, as `UCX_*` environment variables, minus
+/// those the user has set (in any of their spellings) — for running UCX's own tools
+/// (`ucx_perftest`) under the configuration polyflight's endpoints get. Empty when `UCX_TLS`
+/// leaves shared memory out, as the context then applies none.
+pub fn context_defaults() -> Vec<(String, String)> {
+    if !shared_memory_enabled() {
+        return Vec::new();
+    }
+    DEFAULTS
+        .iter()
+        .filter(|(_, _, user_vars)| !user_vars.iter().any(|var| std::env::var_os(var).is_some()))
+        .map(|(name, value, _)| (format!("UCX_{name}"), (*value).to_string()))
+        .collect()
+}
+
 /// Whether `UCX_TLS` leaves the shared memory transports in (UCX warns about settings of
 /// transports that are not loaded).
 fn shared_memory_enabled() -> bool {

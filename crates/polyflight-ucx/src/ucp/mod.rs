@@ -33,6 +33,7 @@ mod worker;
 pub(crate) use am::held_descriptors;
 pub(crate) use am::{AmData, AmMessage, AmStream, Refusal, RndvData};
 pub(crate) use budget::{Held, ReceiveBudget};
+pub use context::context_defaults;
 pub(crate) use context::Context;
 pub(crate) use endpoint::Endpoint;
 pub use endpoint::ErrorHandling;
