@@ -15,6 +15,7 @@
 //! - [`data`]: the batches moved, generated once and cloned;
 //! - [`service`]: [`PerfService`], the perf server over any polyflight transport;
 //! - [`reference`]: the same server and client written with the arrow-flight crate;
+//! - [`echo`]: a bare tonic unary echo, the latency floor of a gRPC call;
 //! - [`ceiling`]: raw-socket ceilings; `ucx_ceiling` (Linux): raw UCX, measured with
 //!   `ucx_perftest`;
 //! - [`workload`]: the workloads, written once against [`PerfClient`];
@@ -39,6 +40,7 @@ pub mod command;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod echo;
 pub mod process;
 pub mod reference;
 pub mod report;

@@ -339,6 +339,12 @@ pub struct RowReport {
 }
 
 impl RowReport {
+    /// A row that measured latency only (the tonic echo): left out of the throughput and CPU
+    /// tables.
+    pub fn latency_only(&self) -> bool {
+        self.throughput.is_empty() && !self.latency.is_empty() && self.errors.is_empty()
+    }
+
     /// An empty row.
     pub fn new(name: impl Into<String>, kind: RowKind) -> RowReport {
         RowReport {
@@ -578,7 +584,11 @@ pub fn render_table(report: &BenchReport) -> String {
             }))
             .collect(),
     ];
-    for row in report.rows.iter().filter(|r| r.skipped.is_none()) {
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| r.skipped.is_none() && !r.latency_only())
+    {
         let mut line = vec![row.name.clone()];
         for (workload, size) in &columns {
             line.push(
@@ -638,7 +648,11 @@ pub fn render_table(report: &BenchReport) -> String {
             "DoPut".to_string(),
             "DoExchange".to_string(),
         ]];
-        for row in report.rows.iter().filter(|r| r.skipped.is_none()) {
+        for row in report
+            .rows
+            .iter()
+            .filter(|r| r.skipped.is_none() && !r.latency_only())
+        {
             let head = cell(row, hw, hs);
             // Ceilings measured in other processes (raw UCX) carry no CPU figures.
             if row.kind == RowKind::Ceiling && head.is_some_and(|t| t.cpu.process_s == 0.0) {

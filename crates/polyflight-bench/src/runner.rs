@@ -89,6 +89,8 @@ enum Plan {
     /// A transport asked for by name that the registry does not have.
     Missing(String),
     ArrowFlight,
+    /// A bare tonic unary echo: the latency floor.
+    TonicEcho,
     /// arrow-flight's perf service through the tonic bridge, on a transport of the registry.
     Bridge(Scheme, Arc<dyn TransportFactory>),
     Ceiling(SocketKind),
@@ -104,6 +106,7 @@ impl Plan {
             Plan::Transport(scheme, _) => scheme.as_str().to_string(),
             Plan::Missing(name) => name.clone(),
             Plan::ArrowFlight => ARROW_FLIGHT_ROW.to_string(),
+            Plan::TonicEcho => crate::echo::ECHO_ROW.to_string(),
             Plan::Bridge(scheme, _) => bridge_row_name(*scheme),
             Plan::Ceiling(SocketKind::Tcp) => TCP_CEILING_ROW.to_string(),
             Plan::Ceiling(SocketKind::Unix) => UNIX_CEILING_ROW.to_string(),
@@ -144,6 +147,7 @@ fn plan(config: &BenchConfig, registry: &Registry) -> Vec<Plan> {
     }
     if config.references {
         plans.push(Plan::ArrowFlight);
+        plans.push(Plan::TonicEcho);
         plans.push(Plan::Ceiling(SocketKind::Tcp));
         if cfg!(unix) {
             plans.push(Plan::Ceiling(SocketKind::Unix));
@@ -355,6 +359,7 @@ pub fn run_with_servers(
                 row
             }
             Plan::ArrowFlight => arrow_flight_row(&mut shared),
+            Plan::TonicEcho => echo_row(&mut shared),
             Plan::Ceiling(kind) => ceiling_row(&mut shared, kind),
             #[cfg(target_os = "linux")]
             Plan::UcxCeiling(test) => ucx_ceiling_row(&mut shared, test),
@@ -546,6 +551,40 @@ fn ucx_ceiling_row(shared: &mut Shared<'_>, test: crate::ucx_ceiling::UcxTest) -
             }
             Err(err) => row.errors.push(format!("{rows}-row messages: {err}")),
         }
+    }
+    row
+}
+
+/// The tonic unary echo row: latency only.
+fn echo_row(shared: &mut Shared<'_>) -> RowReport {
+    use crate::echo::{EchoClient, EchoServer, ECHO_ROW};
+    let mut row = RowReport::new(ECHO_ROW, RowKind::Reference);
+    let result = (|| -> Result<(), BenchError> {
+        let runtimes = Runtimes::new(shared.config, true)?;
+        let server_rt = runtimes.server()?;
+        let server = run_on(server_rt, EchoServer::start())?;
+        row.uri = Some(format!("http://{}", server.addr()));
+        let addr = server.addr();
+        match run_on(&runtimes.client, EchoClient::connect(addr)) {
+            Ok(client) => {
+                let calls = shared.config.latency_calls as usize;
+                let samples = run_on(&runtimes.client, async move {
+                    round_trips(calls, LATENCY_WARMUP, || {
+                        let client = client.clone();
+                        async move { client.echo().await }
+                    })
+                    .await
+                });
+                latency(shared, &mut row, "Echo", samples);
+            }
+            Err(err) => row.errors.push(format!("connecting: {err}")),
+        }
+        server_rt.block_on(server.shutdown());
+        runtimes.shutdown();
+        Ok(())
+    })();
+    if let Err(err) = result {
+        row.errors.push(err.to_string());
     }
     row
 }

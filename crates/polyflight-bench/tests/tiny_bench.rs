@@ -33,11 +33,33 @@ fn a_tiny_bench_over_grpc_reports_every_row() {
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["grpc", "arrow-flight (grpc)", "raw tcp", "raw unix"],
+        [
+            "grpc",
+            "arrow-flight (grpc)",
+            "tonic unary echo",
+            "raw tcp",
+            "raw unix"
+        ],
         "{json}"
     );
 
-    for row in rows {
+    // The latency floor: a bare tonic unary echo, latency only.
+    let echo = &rows[2];
+    assert_eq!(echo["errors"].as_array().map(Vec::len), Some(0), "{echo}");
+    assert_eq!(
+        echo["throughput"].as_array().map(Vec::len),
+        Some(0),
+        "{echo}"
+    );
+    let echo_latency = &echo["latency"][0];
+    assert_eq!(echo_latency["call"], "Echo");
+    assert_eq!(
+        echo_latency["calls"].as_u64(),
+        Some(u64::from(config.latency_calls))
+    );
+    assert!(f(&echo_latency["p50_us"]) > 0.0, "{echo}");
+
+    for row in rows.iter().filter(|r| r["name"] != "tonic unary echo") {
         let name = row["name"].as_str().unwrap();
         assert!(row["skipped"].is_null(), "{name}: {}", row["skipped"]);
         assert_eq!(
