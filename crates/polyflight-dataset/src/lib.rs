@@ -95,8 +95,9 @@
 //!   threads that each run a tokio-uring runtime, reached from the service's runtime through
 //!   bounded channels (as the UCX transport's worker threads are);
 //! - `Plain`: `pread` on tokio's blocking thread pool;
-//! - `Mmap` (Unix, only when asked for): each range mapped with `MAP_POPULATE` on the blocking
-//!   pool and sent from the page cache without a copy. A file truncated in place while a range
+//! - `Mmap` (Unix, only when asked for): each range mapped (at once when the page cache holds
+//!   it, else with `MAP_POPULATE` on the blocking pool) and sent from the page cache without a
+//!   copy. A file truncated in place while a range
 //!   of it is mapped makes the process fault (SIGBUS), so it suits files that are written once
 //!   or replaced by rename, as DoPut does.
 //!

@@ -1,13 +1,13 @@
-//! The memory-mapped backend: each read maps its range of the file (`mmap(2)` with
-//! `MAP_POPULATE`, on tokio's blocking pool) and hands out the mapping as `Bytes`, unmapped when
-//! the last slice of it is dropped.
+//! The memory-mapped backend: each read maps its range of the file (`mmap(2)`) and hands out
+//! the mapping as `Bytes`, unmapped when the last slice of it is dropped.
 //!
 //! Nothing is copied: the page cache's pages are what DoGet sends, so a socket's `writev` reads
 //! them straight from the cache. The other backends copy every byte from the page cache into
 //! a buffer of ours first, which on a page-cached file costs about as much CPU as the send
-//! itself. `MAP_POPULATE` reads the pages in (from disk when they are not cached) and fills the
-//! page tables while still on the blocking thread, so using the bytes later neither blocks an
-//! async worker on the disk nor takes a page fault per page.
+//! itself. A range whose pages are all in the page cache (`mincore`) is mapped on the calling
+//! thread and faulted in by whoever reads it, so pages are mapped only while they are in flight;
+//! any other range is mapped on tokio's blocking pool with `MAP_POPULATE`, which reads the
+//! pages in from disk there, so using the bytes never blocks an async worker on the disk.
 //!
 //! The price is the classic one of mapped files: a file truncated in place while a range of it
 //! is mapped makes touching the vanished pages raise SIGBUS. Files replaced by rename (as DoPut
