@@ -112,10 +112,10 @@ impl ServerProcess {
         let (tx, rx) = mpsc::channel();
         if let Some(pipe) = self.child.stdout.take() {
             std::thread::spawn(move || {
+                // Read to the end even once nobody listens, so the server never blocks on a
+                // full pipe.
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
+                    let _ = tx.send(line);
                 }
             });
         }
