@@ -20,6 +20,7 @@
 
 pub use polyflight_core::*;
 
+pub mod cluster;
 pub mod memory;
 
 /// The transports compiled into this build.

@@ -106,6 +106,18 @@ pub struct OutputArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadChoice {
+    /// DoGet at every batch size.
+    Doget,
+    /// DoPut at the largest batch size.
+    Doput,
+    /// DoExchange at the largest batch size.
+    Doexchange,
+    /// Small-call round trips.
+    Latency,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ServiceKind {
     /// A directory of .arrow/.feather/.arrows/.parquet files, one flight per file.
     Dataset,
@@ -113,6 +125,9 @@ pub enum ServiceKind {
     Memory,
     /// The benchmark's perf service (see docs/benchmarks.md).
     Perf,
+    /// A coordinator for the data nodes given with --node: lists their flights and answers
+    /// GetFlightInfo with every node's endpoints, which clients read from the nodes directly.
+    Coordinator,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -159,6 +174,19 @@ pub struct ServeArgs {
         help_heading = "Dataset"
     )]
     pub put_idle_timeout: f64,
+    /// A data node of --service coordinator: its URIs, comma-separated; the coordinator
+    /// reaches it over the first, clients over any (e.g. grpc://10.0.0.2:8815,ucx://10.0.0.2:9000).
+    /// Give one --node per node.
+    #[arg(long = "node", value_name = "URI,…", help_heading = "Coordinator")]
+    pub nodes: Vec<String>,
+    /// Seconds a call from the coordinator to a node may take.
+    #[arg(
+        long,
+        default_value_t = polyflight::cluster::DEFAULT_NODE_TIMEOUT.as_secs_f64(),
+        value_name = "SECONDS",
+        help_heading = "Coordinator"
+    )]
+    pub node_timeout: f64,
     /// The server's certificate chain (PEM), for grpc+tls URIs.
     #[arg(
         long,
@@ -335,6 +363,10 @@ pub struct BenchArgs {
     /// Round trips per latency measurement.
     #[arg(long)]
     pub latency_calls: Option<u32>,
+    /// Measure only these workloads (default: all). `--workloads doget` against a coordinator
+    /// reads its nodes' endpoints (a cluster's figure).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub workloads: Vec<WorkloadChoice>,
     /// Measure without warming up first.
     #[arg(long)]
     pub no_warmup: bool,

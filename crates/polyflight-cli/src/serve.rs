@@ -8,6 +8,7 @@ use crate::args::{IoChoice, ServeArgs, ServiceKind};
 use crate::connect::{parse_uri, read_pem};
 use crate::fail::{Failure, Outcome};
 use crate::passwords::PasswordFile;
+use polyflight::cluster::{Coordinator, Node};
 use polyflight::memory::MemoryService;
 use polyflight::transport::ListenOptions;
 use polyflight::transports::ServerTlsConfig;
@@ -18,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub async fn serve(args: ServeArgs) -> Outcome {
+    if !args.nodes.is_empty() && args.service != ServiceKind::Coordinator {
+        return Err(Failure::usage("--node is for --service coordinator"));
+    }
     let (dir, uris) = split_targets(&args)?;
     let mut any_tls = false;
     for uri in &uris {
@@ -54,6 +58,7 @@ pub async fn serve(args: ServeArgs) -> Outcome {
         }
         (ServiceKind::Memory, _) => polyflight::server(MemoryService::new()),
         (ServiceKind::Perf, _) => polyflight::server(PerfService::new()),
+        (ServiceKind::Coordinator, _) => polyflight::server(coordinator(&args)?),
         (ServiceKind::Dataset, None) => {
             return Err(Failure::usage("serve needs a directory before the URIs"))
         }
@@ -90,7 +95,7 @@ fn split_targets(args: &ServeArgs) -> Outcome<(Option<PathBuf>, Vec<String>)> {
             }
             Ok((Some(PathBuf::from(dir)), uris.to_vec()))
         }
-        ServiceKind::Memory | ServiceKind::Perf => {
+        ServiceKind::Memory | ServiceKind::Perf | ServiceKind::Coordinator => {
             let dataset_flags = args.read_only
                 || args.read_ahead.is_some()
                 || args.endpoint_rows.is_some()
@@ -103,12 +108,34 @@ fn split_targets(args: &ServeArgs) -> Outcome<(Option<PathBuf>, Vec<String>)> {
             }
             if let Some(dir) = args.targets.iter().find(|t| !looks_like_uri(t)) {
                 return Err(Failure::usage(format!(
-                    "{dir:?} is not a URI; --service memory and perf serve no directory"
+                    "{dir:?} is not a URI; --service memory, perf and coordinator serve no \
+                     directory"
                 )));
             }
             Ok((None, args.targets.clone()))
         }
     }
+}
+
+fn coordinator(args: &ServeArgs) -> Outcome<Coordinator> {
+    if args.nodes.is_empty() {
+        return Err(Failure::usage(
+            "--service coordinator needs its data nodes: --node URI[,URI…] for each",
+        ));
+    }
+    let nodes = args
+        .nodes
+        .iter()
+        .map(|list| {
+            Node::parse(list)
+                .map_err(|err| Failure::usage(format!("--node {list}: {}", err.message())))
+        })
+        .collect::<Outcome<Vec<_>>>()?;
+    let timeout = seconds(args.node_timeout, "node-timeout")?
+        .unwrap_or(polyflight::cluster::DEFAULT_NODE_TIMEOUT);
+    Coordinator::new(nodes)
+        .map(|c| c.node_timeout(timeout))
+        .map_err(|err| Failure::usage(err.message().to_string()))
 }
 
 fn dataset(args: &ServeArgs, dir: PathBuf) -> Outcome<DatasetService> {

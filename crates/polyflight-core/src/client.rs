@@ -934,13 +934,15 @@ impl FlightClient {
 
     /// A client for one of an endpoint's locations: this client for an endpoint with no location
     /// or with `arrow-flight-reuse-connection://`, else a pooled connection to the first
-    /// location that accepts one. The returned client carries this client's call options.
+    /// location that accepts one, trying the locations of this client's own transport first
+    /// (a client connected over `ucx://` reads an endpoint offered over gRPC and UCX by UCX).
+    /// The returned client carries this client's call options.
     pub async fn client_for_endpoint(&self, endpoint: &FlightEndpoint) -> Result<FlightClient> {
         if endpoint.location.is_empty() {
             return Ok(self.clone());
         }
         let mut last_error = None;
-        for proto_location in &endpoint.location {
+        for proto_location in self.ranked_locations(endpoint) {
             let location = match Location::parse(&proto_location.uri) {
                 Ok(location) => location,
                 Err(err) => {
@@ -958,6 +960,18 @@ impl FlightClient {
         }
         Err(last_error
             .unwrap_or_else(|| FlightError::unavailable("endpoint has no usable location")))
+    }
+
+    /// An endpoint's locations, those of this client's own scheme first, otherwise in the
+    /// server's order.
+    fn ranked_locations<'a>(
+        &self,
+        endpoint: &'a FlightEndpoint,
+    ) -> Vec<&'a crate::proto::Location> {
+        let own = self.inner.location.scheme();
+        let mut ranked: Vec<_> = endpoint.location.iter().collect();
+        ranked.sort_by_key(|l| Location::parse(&l.uri).map_or(true, |l| l.scheme() != own));
+        ranked
     }
 
     async fn pooled(&self, location: &Location) -> Result<FlightClient> {
@@ -1117,9 +1131,9 @@ fn open_endpoints(
 }
 
 /// Which connection an endpoint is read over, as far as can be told without connecting: its
-/// first location, unless that is the client's own or the reuse-connection URI.
+/// preferred location, unless that is the client's own or the reuse-connection URI.
 fn endpoint_location_key(client: &FlightClient, endpoint: &FlightEndpoint) -> Option<String> {
-    let first = endpoint.location.first()?;
+    let first = *client.ranked_locations(endpoint).first()?;
     match Location::parse(&first.uri) {
         Ok(location) if location.is_reuse_connection() || location == client.inner.location => None,
         _ => Some(first.uri.clone()),
