@@ -17,6 +17,56 @@ pub struct TargetConfig {
     pub put_path: Option<String>,
 }
 
+/// Which workloads a run measures (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workloads {
+    /// DoGet at every batch size.
+    pub doget: bool,
+    /// DoPut at the largest.
+    pub doput: bool,
+    /// DoExchange at the largest.
+    pub doexchange: bool,
+    /// Small-call round trips (GetFlightInfo, DoAction).
+    pub latency: bool,
+}
+
+impl Default for Workloads {
+    fn default() -> Self {
+        Workloads {
+            doget: true,
+            doput: true,
+            doexchange: true,
+            latency: true,
+        }
+    }
+}
+
+impl Workloads {
+    /// From names (`doget`, `doput`, `doexchange`, `latency`); an unknown name is an error.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Workloads, String> {
+        let mut chosen = Workloads {
+            doget: false,
+            doput: false,
+            doexchange: false,
+            latency: false,
+        };
+        for name in names {
+            match name.as_ref().to_ascii_lowercase().as_str() {
+                "doget" => chosen.doget = true,
+                "doput" => chosen.doput = true,
+                "doexchange" => chosen.doexchange = true,
+                "latency" => chosen.latency = true,
+                other => {
+                    return Err(format!(
+                        "unknown workload {other:?} (doget, doput, doexchange, latency)"
+                    ))
+                }
+            }
+        }
+        Ok(chosen)
+    }
+}
+
 /// The configuration of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchConfig {
@@ -64,6 +114,9 @@ pub struct BenchConfig {
     pub client_threads: usize,
     /// Measure this server instead of the local rows.
     pub target: Option<TargetConfig>,
+    /// Which workloads to measure.
+    #[serde(default)]
+    pub workloads: Workloads,
 }
 
 fn kind_out<S: Serializer>(kind: &DataKind, s: S) -> Result<S::Ok, S::Error> {
@@ -102,6 +155,7 @@ impl BenchConfig {
             server_threads: threads,
             client_threads: threads,
             target: None,
+            workloads: Workloads::default(),
         }
     }
 

@@ -52,13 +52,13 @@ pub mod ucx_ceiling;
 pub mod workload;
 
 pub use command::{DataKind, DataSpec, PerfCommand, PerfTicket, PutSummary, PING_ACTION};
-pub use config::{BenchConfig, TargetConfig};
+pub use config::{BenchConfig, TargetConfig, Workloads};
 pub use process::ServeCommand;
 pub use report::{render_table, BenchReport, RowKind, RowReport, Throughput, Workload};
 pub use runner::{run, run_with_servers};
 pub use service::PerfService;
 pub use svg::render_svg;
-pub use workload::{PerfClient, PolyflightPerfClient};
+pub use workload::{PerfClient, PerfEndpoint, PolyflightPerfClient};
 
 use polyflight::FlightError;
 

@@ -11,7 +11,7 @@
 use crate::command::{PerfCommand, PutSummary, PING_ACTION};
 use crate::data::PreparedData;
 use crate::service::{wants_decode_cmd, PerfData, PutCounter};
-use crate::workload::{PerfClient, PutDescriptor, Transfer};
+use crate::workload::{PerfClient, PerfEndpoint, PutDescriptor, Transfer};
 use crate::BenchError;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -401,7 +401,10 @@ async fn arrow_drain(stream: Streaming<FlightData>, decode: bool) -> Result<Tran
 
 #[async_trait::async_trait]
 impl PerfClient for ArrowFlightPerfClient {
-    async fn flight_tickets(&self, command: &PerfCommand) -> Result<Vec<Bytes>, BenchError> {
+    async fn flight_endpoints(
+        &self,
+        command: &PerfCommand,
+    ) -> Result<Vec<PerfEndpoint>, BenchError> {
         let info = self
             .client
             .clone()
@@ -409,18 +412,22 @@ impl PerfClient for ArrowFlightPerfClient {
             .await
             .map_err(tonic_error)?
             .into_inner();
+        // Read over this connection, whatever the locations say: the reference row measures
+        // one tonic client against one server.
         Ok(info
             .endpoint
             .into_iter()
-            .filter_map(|e| e.ticket.map(|t| t.ticket))
+            .filter_map(|e| e.ticket.map(|t| PerfEndpoint::here(t.ticket)))
             .collect())
     }
 
-    async fn do_get(&self, ticket: Bytes, decode: bool) -> Result<Transfer, BenchError> {
+    async fn do_get(&self, endpoint: PerfEndpoint, decode: bool) -> Result<Transfer, BenchError> {
         let stream = self
             .client
             .clone()
-            .do_get(Ticket { ticket })
+            .do_get(Ticket {
+                ticket: endpoint.ticket,
+            })
             .await
             .map_err(tonic_error)?
             .into_inner();

@@ -27,8 +27,8 @@ use crate::report::{
 };
 use crate::service::PerfService;
 use crate::workload::{
-    measure_concurrent, round_trips, Measured, PerfClient, PolyflightPerfClient, PutDescriptor,
-    Transfer,
+    measure_concurrent, round_trips, Measured, PerfClient, PerfEndpoint, PolyflightPerfClient,
+    PutDescriptor, Transfer,
 };
 use crate::BenchError;
 use polyflight::transports::LoopbackPki;
@@ -687,7 +687,7 @@ fn target_row(shared: &mut Shared<'_>, registry: &Registry, target: &TargetConfi
                 let c = Arc::clone(&client);
                 run_on(
                     &runtimes.client,
-                    async move { c.flight_tickets(&probe).await },
+                    async move { c.flight_endpoints(&probe).await },
                 )
                 .and_then(|t| {
                     if t.is_empty() {
@@ -742,17 +742,17 @@ async fn doget(
     decode: bool,
     driver: i64,
 ) -> Result<Measured, BenchError> {
-    let tickets = client.flight_tickets(&command).await?;
-    if tickets.is_empty() {
+    let endpoints = client.flight_endpoints(&command).await?;
+    if endpoints.is_empty() {
         return Err(BenchError::Protocol(
             "GetFlightInfo answered with no endpoints".into(),
         ));
     }
-    let calls = tickets
+    let calls = endpoints
         .into_iter()
-        .map(|ticket| {
+        .map(|endpoint| {
             let client = Arc::clone(&client);
-            async move { client.do_get(ticket, decode).await }
+            async move { client.do_get(endpoint, decode).await }
         })
         .collect();
     measure_concurrent(driver, calls).await
@@ -777,9 +777,10 @@ fn workloads(
         let warm = command(config, &largest, warmup_bytes(config));
         let c = Arc::clone(&client);
         let decode = config.decode;
+        let ping = config.workloads.latency;
         let warmed = rt.block_on(async move {
             doget(Arc::clone(&c), warm, decode, driver).await?;
-            for _ in 0..LATENCY_WARMUP {
+            for _ in 0..if ping { LATENCY_WARMUP } else { 0 } {
                 c.do_action(PING_ACTION).await?;
             }
             Ok::<_, BenchError>(())
@@ -790,7 +791,12 @@ fn workloads(
         }
     }
 
-    for data in shared.prepared.clone() {
+    let doget_sizes = if config.workloads.doget {
+        shared.prepared.clone()
+    } else {
+        Vec::new()
+    };
+    for data in doget_sizes {
         let cmd = command(config, &data, config.doget_bytes);
         let measured = rt.block_on(doget(Arc::clone(&client), cmd, config.decode, driver));
         record(
@@ -803,64 +809,71 @@ fn workloads(
         );
     }
 
-    let put = command(config, &largest, config.put_bytes);
-    let calls: Vec<_> = (0..streams)
-        .map(|_| {
-            let (client, data) = (Arc::clone(&client), Arc::clone(&largest));
-            let descriptor = PutDescriptor::Cmd(put.encode_bytes());
-            let rows = put.records_per_stream as u64;
-            async move {
-                let (transfer, summary) = client.do_put(descriptor, data, rows).await?;
-                match summary {
-                    Some(s) if s.data_bytes != transfer.sent_bytes => {
-                        Err(BenchError::Protocol(format!(
-                            "the server counted {} bytes, the client sent {}",
-                            s.data_bytes, transfer.sent_bytes
-                        )))
+    if config.workloads.doput {
+        let put = command(config, &largest, config.put_bytes);
+        let calls: Vec<_> = (0..streams)
+            .map(|_| {
+                let (client, data) = (Arc::clone(&client), Arc::clone(&largest));
+                let descriptor = PutDescriptor::Cmd(put.encode_bytes());
+                let rows = put.records_per_stream as u64;
+                async move {
+                    let (transfer, summary) = client.do_put(descriptor, data, rows).await?;
+                    match summary {
+                        Some(s) if s.data_bytes != transfer.sent_bytes => {
+                            Err(BenchError::Protocol(format!(
+                                "the server counted {} bytes, the client sent {}",
+                                s.data_bytes, transfer.sent_bytes
+                            )))
+                        }
+                        _ => Ok(transfer),
                     }
-                    _ => Ok(transfer),
                 }
-            }
-        })
-        .collect();
-    let measured = rt.block_on(measure_concurrent(driver, calls));
-    record(
-        shared,
-        row,
-        Workload::DoPut,
-        Some(&largest),
-        external,
-        measured,
-    );
+            })
+            .collect();
+        let measured = rt.block_on(measure_concurrent(driver, calls));
+        record(
+            shared,
+            row,
+            Workload::DoPut,
+            Some(&largest),
+            external,
+            measured,
+        );
+    }
 
-    let exchange = command(config, &largest, config.exchange_bytes);
-    let calls: Vec<_> = (0..streams)
-        .map(|_| {
-            let (client, data) = (Arc::clone(&client), Arc::clone(&largest));
-            let descriptor = PutDescriptor::Cmd(exchange.encode_bytes());
-            let (rows, decode) = (exchange.records_per_stream as u64, config.decode);
-            async move {
-                let transfer = client.do_exchange(descriptor, data, rows, decode).await?;
-                if transfer.received_bytes != transfer.sent_bytes {
-                    return Err(BenchError::Protocol(format!(
-                        "sent {} bytes, {} came back",
-                        transfer.sent_bytes, transfer.received_bytes
-                    )));
+    if config.workloads.doexchange {
+        let exchange = command(config, &largest, config.exchange_bytes);
+        let calls: Vec<_> = (0..streams)
+            .map(|_| {
+                let (client, data) = (Arc::clone(&client), Arc::clone(&largest));
+                let descriptor = PutDescriptor::Cmd(exchange.encode_bytes());
+                let (rows, decode) = (exchange.records_per_stream as u64, config.decode);
+                async move {
+                    let transfer = client.do_exchange(descriptor, data, rows, decode).await?;
+                    if transfer.received_bytes != transfer.sent_bytes {
+                        return Err(BenchError::Protocol(format!(
+                            "sent {} bytes, {} came back",
+                            transfer.sent_bytes, transfer.received_bytes
+                        )));
+                    }
+                    Ok(transfer)
                 }
-                Ok(transfer)
-            }
-        })
-        .collect();
-    let measured = rt.block_on(measure_concurrent(driver, calls));
-    record(
-        shared,
-        row,
-        Workload::DoExchange,
-        Some(&largest),
-        external,
-        measured,
-    );
+            })
+            .collect();
+        let measured = rt.block_on(measure_concurrent(driver, calls));
+        record(
+            shared,
+            row,
+            Workload::DoExchange,
+            Some(&largest),
+            external,
+            measured,
+        );
+    }
 
+    if !config.workloads.latency {
+        return;
+    }
     let calls = config.latency_calls as usize;
     let small = PerfCommand::new(config.spec(), 1, 1, 1);
     let c = Arc::clone(&client);
@@ -868,7 +881,7 @@ fn workloads(
         round_trips(calls, LATENCY_WARMUP, || {
             let c = Arc::clone(&c);
             let small = small.clone();
-            async move { c.flight_tickets(&small).await.map(|_| ()) }
+            async move { c.flight_endpoints(&small).await.map(|_| ()) }
         })
         .await
     });
@@ -990,7 +1003,7 @@ fn fallback_workloads(
         let calls: Vec<_> = (0..streams)
             .map(|_| {
                 let client = Arc::clone(&client);
-                let ticket = bytes::Bytes::from(ticket.clone().into_bytes());
+                let ticket = PerfEndpoint::here(bytes::Bytes::from(ticket.clone().into_bytes()));
                 let decode = config.decode;
                 async move { client.do_get(ticket, decode).await }
             })

@@ -56,11 +56,16 @@ pub enum PutDescriptor {
 /// The calls a benchmark makes, implemented by each client under test.
 #[async_trait::async_trait]
 pub trait PerfClient: Send + Sync + 'static {
-    /// GetFlightInfo for a perf command; returns the tickets of its endpoints.
-    async fn flight_tickets(&self, command: &PerfCommand) -> Result<Vec<Bytes>, BenchError>;
+    /// GetFlightInfo for a perf command; returns its endpoints.
+    async fn flight_endpoints(
+        &self,
+        command: &PerfCommand,
+    ) -> Result<Vec<PerfEndpoint>, BenchError>;
 
-    /// DoGet of a ticket, read to the end.
-    async fn do_get(&self, ticket: Bytes, decode: bool) -> Result<Transfer, BenchError>;
+    /// DoGet of an endpoint's ticket, read to the end: from the endpoint's location where the
+    /// client follows locations (a coordinator's endpoints are on its data nodes), else over
+    /// this client's connection.
+    async fn do_get(&self, endpoint: PerfEndpoint, decode: bool) -> Result<Transfer, BenchError>;
 
     /// DoPut of `rows` rows of `data`, read to the last PutResult. A perf server's summary is
     /// returned when it sent one.
@@ -85,6 +90,39 @@ pub trait PerfClient: Send + Sync + 'static {
 
     /// DoAction, reading every result.
     async fn do_action(&self, action_type: &str) -> Result<(), BenchError>;
+}
+
+/// An endpoint of a perf flight: its ticket and where to read it (empty: the server asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerfEndpoint {
+    /// The ticket.
+    pub ticket: Bytes,
+    /// The endpoint's location URIs.
+    pub locations: Vec<String>,
+}
+
+impl PerfEndpoint {
+    /// An endpoint of the server asked, with `ticket`.
+    pub fn here(ticket: Bytes) -> Self {
+        PerfEndpoint {
+            ticket,
+            locations: Vec::new(),
+        }
+    }
+
+    /// The endpoints of a FlightInfo (those without a ticket left out).
+    pub fn from_info(info: polyflight::proto::FlightInfo) -> Vec<PerfEndpoint> {
+        info.endpoint
+            .into_iter()
+            .filter_map(|e| {
+                let locations = e.location.into_iter().map(|l| l.uri).collect();
+                e.ticket.map(|t| PerfEndpoint {
+                    ticket: t.ticket,
+                    locations,
+                })
+            })
+            .collect()
+    }
 }
 
 /// [`PerfClient`] over a polyflight [`FlightClient`] (any transport).
@@ -161,20 +199,32 @@ async fn drain(
 
 #[async_trait::async_trait]
 impl PerfClient for PolyflightPerfClient {
-    async fn flight_tickets(&self, command: &PerfCommand) -> Result<Vec<Bytes>, BenchError> {
+    async fn flight_endpoints(
+        &self,
+        command: &PerfCommand,
+    ) -> Result<Vec<PerfEndpoint>, BenchError> {
         let info = self
             .client
             .get_flight_info(FlightDescriptor::new_cmd(command.encode_bytes()))
             .await?;
-        Ok(info
-            .endpoint
-            .into_iter()
-            .filter_map(|e| e.ticket.map(|t| t.ticket))
-            .collect())
+        Ok(PerfEndpoint::from_info(info))
     }
 
-    async fn do_get(&self, ticket: Bytes, decode: bool) -> Result<Transfer, BenchError> {
-        let response = self.client.do_get_data(Ticket::new(ticket)).await?;
+    async fn do_get(&self, endpoint: PerfEndpoint, decode: bool) -> Result<Transfer, BenchError> {
+        let client = if endpoint.locations.is_empty() {
+            self.client.clone()
+        } else {
+            let flight_endpoint = polyflight::proto::FlightEndpoint {
+                location: endpoint
+                    .locations
+                    .iter()
+                    .map(|uri| polyflight::proto::Location { uri: uri.clone() })
+                    .collect(),
+                ..Default::default()
+            };
+            self.client.client_for_endpoint(&flight_endpoint).await?
+        };
+        let response = client.do_get_data(Ticket::new(endpoint.ticket)).await?;
         drain(response.body, decode).await
     }
 

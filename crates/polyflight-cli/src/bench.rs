@@ -2,9 +2,9 @@
 //! side by side with arrow-flight and raw-socket ceilings, or one external server with
 //! `--target`) and `polyflight report` (a saved report redrawn).
 
-use crate::args::{BenchArgs, Kind, ReportArgs};
+use crate::args::{BenchArgs, Kind, ReportArgs, WorkloadChoice};
 use anyhow::{Context, Result};
-use polyflight_bench::{BenchConfig, DataKind, TargetConfig};
+use polyflight_bench::{BenchConfig, DataKind, TargetConfig, Workloads};
 use std::path::Path;
 
 impl From<Kind> for DataKind {
@@ -50,6 +50,15 @@ pub fn bench_config(args: &BenchArgs) -> BenchConfig {
     }
     if let Some(v) = args.latency_calls {
         config.latency_calls = v;
+    }
+    if !args.workloads.is_empty() {
+        let has = |w| args.workloads.contains(&w);
+        config.workloads = Workloads {
+            doget: has(WorkloadChoice::Doget),
+            doput: has(WorkloadChoice::Doput),
+            doexchange: has(WorkloadChoice::Doexchange),
+            latency: has(WorkloadChoice::Latency),
+        };
     }
     config.warmup = !args.no_warmup;
     config.decode = !args.count_only;
