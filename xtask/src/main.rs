@@ -143,11 +143,14 @@ fn integration(extra: &[String]) -> Result<()> {
     run("cargo", &args)
 }
 
-/// `cargo xtask bench [ARGS…]`: every registered transport side by side with arrow-flight and
-/// the raw-socket ceilings (quick preset, about a minute on 2 cores once built). The report and
+/// `cargo xtask bench [ARGS…]`: every registered transport side by side with arrow-flight,
+/// pyarrow's server (from the interop venv, made here when missing) and the raw-socket ceilings (quick preset, about a minute on 2 cores once built). The report and
 /// chart go under `target/bench/`; ARGS are passed on to `polyflight bench` and win over these.
 fn bench(extra: &[String]) -> Result<()> {
     deps::ensure_build_deps()?;
+    // The pyarrow row runs pyarrow's Flight server with this interpreter.
+    let python = venv::ensure_interop_venv()?;
+    std::env::set_var("POLYFLIGHT_PYTHON", &python);
     let mut args = vec![
         "run",
         "--release",

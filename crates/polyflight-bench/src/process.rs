@@ -86,6 +86,67 @@ impl ServeCommand {
     }
 }
 
+/// The perf protocol served by pyarrow (`python/perf_server.py`), written to a file for Python.
+const PYARROW_PERF_SERVER: &str = include_str!("../python/perf_server.py");
+
+/// The Python to run pyarrow's server with: `POLYFLIGHT_PYTHON`, else the interop venv of the
+/// working directory (`.venv-interop/bin/python`, made by `cargo xtask interop-venv`); it must
+/// import `pyarrow.flight`. The error says why there is none.
+pub(crate) fn pyarrow_python() -> Result<PathBuf, String> {
+    let python = match std::env::var_os("POLYFLIGHT_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(".venv-interop/bin/python"),
+    };
+    if !python.exists() {
+        return Err(format!(
+            "no Python with pyarrow: {} does not exist (set POLYFLIGHT_PYTHON, or run `cargo \
+             xtask interop-venv` in the workspace)",
+            python.display()
+        ));
+    }
+    let imports = Command::new(&python)
+        .args(["-c", "import pyarrow.flight"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if imports {
+        Ok(python)
+    } else {
+        Err(format!("{} cannot import pyarrow.flight", python.display()))
+    }
+}
+
+/// Starts pyarrow's perf server on a free loopback port with `python`.
+pub(crate) fn start_pyarrow_server(python: &std::path::Path) -> Result<ServerProcess, BenchError> {
+    let files = tempfile::Builder::new()
+        .prefix("polyflight-bench-")
+        .tempdir()?;
+    let script = files.path().join("perf_server.py");
+    std::fs::write(&script, PYARROW_PERF_SERVER)?;
+    let child = Command::new(python)
+        .arg(&script)
+        .arg("grpc://127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| {
+            BenchError::Config(format!(
+                "cannot start pyarrow's server with {}: {err}",
+                python.display()
+            ))
+        })?;
+    let mut server = ServerProcess {
+        child,
+        uri: String::new(),
+        _files: files,
+    };
+    server.uri = server.wait_for_location(Scheme::Grpc)?;
+    Ok(server)
+}
+
 /// A running server process; stopped when dropped.
 pub(crate) struct ServerProcess {
     child: Child,

@@ -23,6 +23,8 @@ pub const TCP_CEILING_ROW: &str = "raw tcp";
 pub const UNIX_CEILING_ROW: &str = "raw unix";
 /// Name of the arrow-flight comparison row.
 pub const ARROW_FLIGHT_ROW: &str = "arrow-flight (grpc)";
+/// The name of the row that measures pyarrow's Flight server (read by polyflight's client).
+pub const PYARROW_SERVER_ROW: &str = "pyarrow server (grpc)";
 
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ use crate::process::ServeCommand;
 use crate::reference::{ArrowFlightPerfClient, ArrowFlightPerfService, ArrowFlightServer};
 use crate::report::{
     human_bytes, rows_label, BenchReport, LatencyStats, Machine, RowKind, RowReport, Throughput,
-    Units, Workload, ARROW_FLIGHT_ROW, TCP_CEILING_ROW, UNIX_CEILING_ROW,
+    Units, Workload, ARROW_FLIGHT_ROW, PYARROW_SERVER_ROW, TCP_CEILING_ROW, UNIX_CEILING_ROW,
 };
 use crate::service::PerfService;
 use crate::workload::{
@@ -89,6 +89,8 @@ enum Plan {
     /// A transport asked for by name that the registry does not have.
     Missing(String),
     ArrowFlight,
+    /// pyarrow's Flight server speaking the perf protocol, in a Python process.
+    PyarrowServer,
     /// A bare tonic unary echo: the latency floor.
     TonicEcho,
     /// arrow-flight's perf service through the tonic bridge, on a transport of the registry.
@@ -106,6 +108,7 @@ impl Plan {
             Plan::Transport(scheme, _) => scheme.as_str().to_string(),
             Plan::Missing(name) => name.clone(),
             Plan::ArrowFlight => ARROW_FLIGHT_ROW.to_string(),
+            Plan::PyarrowServer => PYARROW_SERVER_ROW.to_string(),
             Plan::TonicEcho => crate::echo::ECHO_ROW.to_string(),
             Plan::Bridge(scheme, _) => bridge_row_name(*scheme),
             Plan::Ceiling(SocketKind::Tcp) => TCP_CEILING_ROW.to_string(),
@@ -147,6 +150,7 @@ fn plan(config: &BenchConfig, registry: &Registry) -> Vec<Plan> {
     }
     if config.references {
         plans.push(Plan::ArrowFlight);
+        plans.push(Plan::PyarrowServer);
         plans.push(Plan::TonicEcho);
         plans.push(Plan::Ceiling(SocketKind::Tcp));
         if cfg!(unix) {
@@ -359,6 +363,7 @@ pub fn run_with_servers(
                 row
             }
             Plan::ArrowFlight => arrow_flight_row(&mut shared),
+            Plan::PyarrowServer => pyarrow_server_row(&mut shared, registry),
             Plan::TonicEcho => echo_row(&mut shared),
             Plan::Ceiling(kind) => ceiling_row(&mut shared, kind),
             #[cfg(target_os = "linux")]
@@ -715,6 +720,40 @@ fn target_row(shared: &mut Shared<'_>, registry: &Registry, target: &TargetConfi
         row.errors.push(err.to_string());
     }
     row
+}
+
+/// pyarrow's Flight server (`python/perf_server.py`) in a process of its own, measured as a
+/// target by polyflight's client; skipped, with the reason, where no Python with pyarrow is
+/// found. Client CPU only, as for `--target`.
+fn pyarrow_server_row(shared: &mut Shared<'_>, registry: &Registry) -> RowReport {
+    let mut row = RowReport::new(PYARROW_SERVER_ROW, RowKind::Reference);
+    let python = match crate::process::pyarrow_python() {
+        Ok(python) => python,
+        Err(why) => {
+            shared.say(&format!("skipped: {why}"));
+            row.skipped = Some(why);
+            return row;
+        }
+    };
+    let server = match crate::process::start_pyarrow_server(&python) {
+        Ok(server) => server,
+        Err(err) => {
+            row.errors.push(err.to_string());
+            return row;
+        }
+    };
+    let target = TargetConfig {
+        uri: server.uri.clone(),
+        ticket: None,
+        put_path: None,
+    };
+    let measured = target_row(shared, registry, &target);
+    drop(server);
+    RowReport {
+        name: row.name,
+        kind: row.kind,
+        ..measured
+    }
 }
 
 fn warmup_bytes(config: &BenchConfig) -> u64 {

@@ -36,6 +36,7 @@ fn a_tiny_bench_over_grpc_reports_every_row() {
         [
             "grpc",
             "arrow-flight (grpc)",
+            "pyarrow server (grpc)",
             "tonic unary echo",
             "raw tcp",
             "raw unix"
@@ -43,8 +44,36 @@ fn a_tiny_bench_over_grpc_reports_every_row() {
         "{json}"
     );
 
+    // pyarrow's server, read by our client: measured where a Python with pyarrow is found
+    // (`POLYFLIGHT_PYTHON`, set by `cargo xtask test`), else skipped saying why.
+    let pyarrow = &rows[2];
+    match pyarrow["skipped"].as_str() {
+        Some(why) => assert!(why.contains("pyarrow"), "{pyarrow}"),
+        None => {
+            assert_eq!(
+                pyarrow["errors"].as_array().map(Vec::len),
+                Some(0),
+                "{pyarrow}"
+            );
+            let workloads: Vec<&str> = pyarrow["throughput"]
+                .as_array()
+                .expect("throughput")
+                .iter()
+                .map(|t| t["workload"].as_str().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                workloads,
+                ["DoGet", "DoGet", "DoPut", "DoExchange"],
+                "{pyarrow}"
+            );
+            for t in pyarrow["throughput"].as_array().expect("throughput") {
+                assert!(f(&t["mb_per_s"]) > 0.0, "{t}");
+            }
+        }
+    }
+
     // The latency floor: a bare tonic unary echo, latency only.
-    let echo = &rows[2];
+    let echo = &rows[3];
     assert_eq!(echo["errors"].as_array().map(Vec::len), Some(0), "{echo}");
     assert_eq!(
         echo["throughput"].as_array().map(Vec::len),
@@ -59,7 +88,10 @@ fn a_tiny_bench_over_grpc_reports_every_row() {
     );
     assert!(f(&echo_latency["p50_us"]) > 0.0, "{echo}");
 
-    for row in rows.iter().filter(|r| r["name"] != "tonic unary echo") {
+    for row in rows
+        .iter()
+        .filter(|r| r["name"] != "tonic unary echo" && r["name"] != "pyarrow server (grpc)")
+    {
         let name = row["name"].as_str().unwrap();
         assert!(row["skipped"].is_null(), "{name}: {}", row["skipped"]);
         assert_eq!(
