@@ -147,6 +147,107 @@ pub(crate) fn start_pyarrow_server(python: &std::path::Path) -> Result<ServerPro
     Ok(server)
 }
 
+/// A pyarrow Flight client running one perf workload (`python/perf_client.py`).
+pub(crate) const PYARROW_PERF_CLIENT: &str = include_str!("../python/perf_client.py");
+
+/// How long one Python workload may take.
+const PYTHON_WORKLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A script written to a temporary file for Python to run; removed when dropped.
+pub(crate) struct PythonScript {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PythonScript {
+    pub(crate) fn write(text: &str) -> Result<PythonScript, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("polyflight-bench-")
+            .tempdir()?;
+        let path = dir.path().join("script.py");
+        std::fs::write(&path, text)?;
+        Ok(PythonScript { path, _dir: dir })
+    }
+}
+
+/// Runs `script` (the pyarrow perf client) for one workload against `uri` and measures it: its
+/// own figures from the JSON line it prints, and the CPU time of the watched server process
+/// ([`crate::cpu::watch_server_process`]) around it.
+pub(crate) fn run_python_workload(
+    python: &std::path::Path,
+    script: &PythonScript,
+    uri: &str,
+    workload: &str,
+    command: &crate::command::PerfCommand,
+    streams: u32,
+) -> Result<crate::workload::Measured, BenchError> {
+    let hex: String = command
+        .encode_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let before = crate::cpu::CpuSnapshot::take(crate::cpu::current_tid());
+    let mut child = Command::new(python)
+        .arg(&script.path)
+        .args([uri, workload, &hex, &streams.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| BenchError::Config(format!("cannot run {}: {err}", python.display())))?;
+    let deadline = Instant::now() + PYTHON_WORKLOAD_TIMEOUT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BenchError::Protocol(format!(
+                "pyarrow's {workload} ran over {PYTHON_WORKLOAD_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let after = crate::cpu::CpuSnapshot::take(crate::cpu::current_tid());
+    let output = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let last = said.lines().last().unwrap_or("it said nothing").trim();
+        return Err(BenchError::Protocol(format!(
+            "pyarrow's {workload}: {last}"
+        )));
+    }
+    let figures: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .ok_or_else(|| {
+            BenchError::Protocol(format!("pyarrow's {workload} printed no figures: {stdout}"))
+        })?;
+    let number = |key: &str| figures.get(key).and_then(serde_json::Value::as_f64);
+    let count = |key: &str| figures.get(key).and_then(serde_json::Value::as_u64);
+    let (Some(seconds), Some(client_s)) = (number("seconds"), number("cpu_s")) else {
+        return Err(BenchError::Protocol(format!(
+            "pyarrow's {workload}: no seconds or cpu_s in {figures}"
+        )));
+    };
+    let server_s = before.until(&after).server_s;
+    Ok(crate::workload::Measured {
+        transfer: crate::workload::Transfer {
+            sent_bytes: count("sent_bytes").unwrap_or(0),
+            received_bytes: count("received_bytes").unwrap_or(0),
+            messages: count("messages").unwrap_or(0),
+            rows: 0,
+        },
+        elapsed: Duration::try_from_secs_f64(seconds).unwrap_or_default(),
+        cpu: crate::cpu::CpuUsage {
+            process_s: client_s + server_s.unwrap_or(0.0),
+            client_s: Some(client_s),
+            server_s,
+            other_s: Some(0.0),
+        },
+    })
+}
+
 /// A running server process; stopped when dropped.
 pub(crate) struct ServerProcess {
     child: Child,

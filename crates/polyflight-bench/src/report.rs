@@ -25,6 +25,10 @@ pub const UNIX_CEILING_ROW: &str = "raw unix";
 pub const ARROW_FLIGHT_ROW: &str = "arrow-flight (grpc)";
 /// The name of the row that measures pyarrow's Flight server (read by polyflight's client).
 pub const PYARROW_SERVER_ROW: &str = "pyarrow server (grpc)";
+/// pyarrow's Flight client against pyarrow's Flight server.
+pub const PYARROW_PAIR_ROW: &str = "pyarrow client, pyarrow server";
+/// pyarrow's Flight client against polyflight's grpc server.
+pub const PYARROW_CLIENT_ROW: &str = "pyarrow client, grpc server";
 
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

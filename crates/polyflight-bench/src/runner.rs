@@ -23,7 +23,8 @@ use crate::process::ServeCommand;
 use crate::reference::{ArrowFlightPerfClient, ArrowFlightPerfService, ArrowFlightServer};
 use crate::report::{
     human_bytes, rows_label, BenchReport, LatencyStats, Machine, RowKind, RowReport, Throughput,
-    Units, Workload, ARROW_FLIGHT_ROW, PYARROW_SERVER_ROW, TCP_CEILING_ROW, UNIX_CEILING_ROW,
+    Units, Workload, ARROW_FLIGHT_ROW, PYARROW_CLIENT_ROW, PYARROW_PAIR_ROW, PYARROW_SERVER_ROW,
+    TCP_CEILING_ROW, UNIX_CEILING_ROW,
 };
 use crate::service::PerfService;
 use crate::workload::{
@@ -91,6 +92,9 @@ enum Plan {
     ArrowFlight,
     /// pyarrow's Flight server speaking the perf protocol, in a Python process.
     PyarrowServer,
+    /// pyarrow's Flight client (`python/perf_client.py`) against pyarrow's server (`true`) or
+    /// polyflight's grpc server in a process of its own (`false`).
+    PyarrowClient(bool),
     /// A bare tonic unary echo: the latency floor.
     TonicEcho,
     /// arrow-flight's perf service through the tonic bridge, on a transport of the registry.
@@ -109,6 +113,8 @@ impl Plan {
             Plan::Missing(name) => name.clone(),
             Plan::ArrowFlight => ARROW_FLIGHT_ROW.to_string(),
             Plan::PyarrowServer => PYARROW_SERVER_ROW.to_string(),
+            Plan::PyarrowClient(true) => PYARROW_PAIR_ROW.to_string(),
+            Plan::PyarrowClient(false) => PYARROW_CLIENT_ROW.to_string(),
             Plan::TonicEcho => crate::echo::ECHO_ROW.to_string(),
             Plan::Bridge(scheme, _) => bridge_row_name(*scheme),
             Plan::Ceiling(SocketKind::Tcp) => TCP_CEILING_ROW.to_string(),
@@ -151,6 +157,8 @@ fn plan(config: &BenchConfig, registry: &Registry) -> Vec<Plan> {
     if config.references {
         plans.push(Plan::ArrowFlight);
         plans.push(Plan::PyarrowServer);
+        plans.push(Plan::PyarrowClient(true));
+        plans.push(Plan::PyarrowClient(false));
         plans.push(Plan::TonicEcho);
         plans.push(Plan::Ceiling(SocketKind::Tcp));
         if cfg!(unix) {
@@ -364,6 +372,9 @@ pub fn run_with_servers(
             }
             Plan::ArrowFlight => arrow_flight_row(&mut shared),
             Plan::PyarrowServer => pyarrow_server_row(&mut shared, registry),
+            Plan::PyarrowClient(pyarrow_server) => {
+                pyarrow_client_row(&mut shared, servers, pyarrow_server)
+            }
             Plan::TonicEcho => echo_row(&mut shared),
             Plan::Ceiling(kind) => ceiling_row(&mut shared, kind),
             #[cfg(target_os = "linux")]
@@ -754,6 +765,118 @@ fn pyarrow_server_row(shared: &mut Shared<'_>, registry: &Registry) -> RowReport
         kind: row.kind,
         ..measured
     }
+}
+
+/// pyarrow's Flight client, one Python process per workload (`python/perf_client.py`), against
+/// pyarrow's server or polyflight's grpc server, each in a process of its own; the client's CPU
+/// is what Python reports of itself, the server's is read from `/proc`. Throughput only: the
+/// per-call cost of a Python loop says nothing about the server's latency.
+fn pyarrow_client_row(
+    shared: &mut Shared<'_>,
+    servers: Option<&ServeCommand>,
+    pyarrow_server: bool,
+) -> RowReport {
+    let name = if pyarrow_server {
+        PYARROW_PAIR_ROW
+    } else {
+        PYARROW_CLIENT_ROW
+    };
+    let mut row = RowReport::new(name, RowKind::Reference);
+    let python = match crate::process::pyarrow_python() {
+        Ok(python) => python,
+        Err(why) => {
+            shared.say(&format!("skipped: {why}"));
+            row.skipped = Some(why);
+            return row;
+        }
+    };
+    let server = if pyarrow_server {
+        crate::process::start_pyarrow_server(&python)
+    } else {
+        match servers {
+            Some(servers) => servers.start(Scheme::Grpc, "grpc://127.0.0.1:0", None),
+            None => {
+                row.skipped =
+                    Some("needs polyflight's server as a process (without --in-process)".into());
+                return row;
+            }
+        }
+    };
+    let server = match server {
+        Ok(server) => server,
+        Err(err) => {
+            row.errors.push(err.to_string());
+            return row;
+        }
+    };
+    row.uri = Some(server.uri.clone());
+    let _watch = crate::cpu::watch_server_process(server.pid());
+    let config = shared.config;
+    let Some(largest) = shared.largest() else {
+        return row;
+    };
+    let script = match crate::process::PythonScript::write(crate::process::PYARROW_PERF_CLIENT) {
+        Ok(script) => script,
+        Err(err) => {
+            row.errors.push(err.to_string());
+            return row;
+        }
+    };
+    let run = |workload: &str, command: &PerfCommand| {
+        crate::process::run_python_workload(
+            &python,
+            &script,
+            &server.uri,
+            workload,
+            command,
+            config.streams.max(1),
+        )
+    };
+    if config.warmup {
+        if let Err(err) = run("doget", &command(config, &largest, warmup_bytes(config))) {
+            row.errors.push(format!("warm-up: {err}"));
+            return row;
+        }
+    }
+    if config.workloads.doget {
+        for data in shared.prepared.clone() {
+            let measured = run("doget", &command(config, &data, config.doget_bytes));
+            record(
+                shared,
+                &mut row,
+                Workload::DoGet,
+                Some(&data),
+                false,
+                measured,
+            );
+        }
+    }
+    if config.workloads.doput {
+        let measured = run("doput", &command(config, &largest, config.put_bytes));
+        record(
+            shared,
+            &mut row,
+            Workload::DoPut,
+            Some(&largest),
+            false,
+            measured,
+        );
+    }
+    if config.workloads.doexchange {
+        let measured = run(
+            "doexchange",
+            &command(config, &largest, config.exchange_bytes),
+        );
+        record(
+            shared,
+            &mut row,
+            Workload::DoExchange,
+            Some(&largest),
+            false,
+            measured,
+        );
+    }
+    row
 }
 
 fn warmup_bytes(config: &BenchConfig) -> u64 {
