@@ -1,6 +1,11 @@
-//! The gRPC client: one HTTP/2 connection (multiplexing concurrent calls) opened through a
-//! [`Connector`] (TCP here; TLS and Unix sockets plug in the same way), re-opened lazily when it
-//! breaks. Implements the core [`ClientTransport`].
+//! The gRPC client: HTTP/2 connections (each multiplexing concurrent calls) opened through a
+//! [`Connector`] (TCP here; TLS and Unix sockets plug in the same way), re-opened lazily when
+//! they break. Implements the core [`ClientTransport`].
+//!
+//! Calls go to the connection with the fewest calls in progress; a new connection is opened,
+//! up to [`GrpcSettings::client_connections`], only when every open one is busy. Each HTTP/2
+//! connection is driven by one task, so one connection cannot use a second core for its
+//! streams; several let concurrent bulk streams run on several.
 
 use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
 use crate::server::BoxedIo;
@@ -17,6 +22,7 @@ use polyflight_core::{
 };
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::Mutex;
@@ -38,7 +44,23 @@ pub struct GrpcClient {
     location: Location,
     connector: Arc<dyn Connector>,
     settings: GrpcSettings,
-    sender: Mutex<Option<SendRequest<EncodeBody>>>,
+    connections: Mutex<Vec<Connection>>,
+}
+
+/// An open HTTP/2 connection and how many calls it carries now.
+#[derive(Clone)]
+struct Connection {
+    sender: SendRequest<EncodeBody>,
+    active: Arc<AtomicUsize>,
+}
+
+/// One call in progress on a connection; counted until dropped.
+struct ActiveCall(Arc<AtomicUsize>);
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for GrpcClient {
@@ -60,9 +82,9 @@ impl GrpcClient {
             location,
             connector,
             settings,
-            sender: Mutex::new(None),
+            connections: Mutex::new(Vec::new()),
         };
-        client.sender().await?;
+        drop(client.connection().await?);
         Ok(client)
     }
 
@@ -90,17 +112,40 @@ impl GrpcClient {
         Ok(sender)
     }
 
-    /// The connection's request sender, (re)connecting if there is none or it closed.
-    async fn sender(&self) -> Result<SendRequest<EncodeBody>> {
-        let mut guard = self.sender.lock().await;
-        if let Some(sender) = guard.as_ref() {
-            if !sender.is_closed() {
-                return Ok(sender.clone());
-            }
-        }
-        let sender = self.open().await?;
-        *guard = Some(sender.clone());
-        Ok(sender)
+    /// A connection for a new call, counted as busy until the returned [`ActiveCall`] drops:
+    /// the open connection with the fewest calls, or a new one while every open one is busy and
+    /// there are fewer than `client_connections` (closed ones are forgotten).
+    async fn connection(&self) -> Result<(SendRequest<EncodeBody>, ActiveCall)> {
+        let mut connections = self.connections.lock().await;
+        connections.retain(|c| !c.sender.is_closed());
+        let least = connections
+            .iter()
+            .min_by_key(|c| c.active.load(Ordering::Relaxed))
+            .cloned();
+        let limit = self.settings.client_connections.max(1);
+        let chosen = match least {
+            Some(c) if c.active.load(Ordering::Relaxed) == 0 || connections.len() >= limit => c,
+            least => match self.open().await {
+                Ok(sender) => {
+                    let opened = Connection {
+                        sender,
+                        active: Arc::new(AtomicUsize::new(0)),
+                    };
+                    connections.push(opened.clone());
+                    opened
+                }
+                // Another connection could not be opened: share a busy one.
+                Err(err) => match least {
+                    Some(c) => {
+                        tracing::debug!(error = %err, "using a busy gRPC connection");
+                        c
+                    }
+                    None => return Err(err),
+                },
+            },
+        };
+        chosen.active.fetch_add(1, Ordering::Relaxed);
+        Ok((chosen.sender, ActiveCall(chosen.active)))
     }
 }
 
@@ -151,7 +196,7 @@ impl ClientTransport for GrpcClient {
         }
         wire::headers_to_http(&meta.headers, headers)?;
 
-        let mut sender = self.sender().await?;
+        let (mut sender, active) = self.connection().await?;
         sender.ready().await.map_err(|e| {
             FlightError::unavailable(format!(
                 "connection to {} is not usable: {e}",
@@ -202,6 +247,7 @@ impl ClientTransport for GrpcClient {
             body: Guarded {
                 inner: messages.boxed(),
                 _call_alive: call_alive,
+                _active: active,
             }
             .boxed(),
             trailers,
@@ -251,6 +297,8 @@ impl futures::Stream for Abortable {
 struct Guarded {
     inner: MessageStream,
     _call_alive: DropGuard,
+    /// The call counts on its connection as long as its response is read.
+    _active: ActiveCall,
 }
 
 impl futures::Stream for Guarded {

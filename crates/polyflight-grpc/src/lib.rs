@@ -52,6 +52,11 @@ pub struct GrpcSettings {
     pub max_frame_size: u32,
     /// How much a stream may buffer for sending before it waits.
     pub max_send_buffer: usize,
+    /// HTTP/2 connections a client spreads its concurrent calls over (client): a call goes to
+    /// the open connection with the fewest calls, and another connection is opened only when
+    /// every open one is busy. 1 multiplexes every call on one connection. Default 4, by
+    /// measurement (docs/transports/grpc.md).
+    pub client_connections: usize,
     /// Largest header list accepted (bytes, as HTTP/2 counts them). The h2 library refuses a
     /// header block in more CONTINUATION frames than this divided by `max_frame_size` (at least
     /// 5, plus a quarter), whatever frame size the peer uses; with the 16 KiB frames most peers
@@ -110,6 +115,7 @@ impl Default for GrpcSettings {
             connection_window: 64 * 1024 * 1024,
             max_frame_size: 1024 * 1024,
             max_send_buffer: 8 * 1024 * 1024,
+            client_connections: 4,
             max_header_list_size: 64 * 1024,
             max_concurrent_streams: 256,
             keepalive_interval: Some(Duration::from_secs(60)),

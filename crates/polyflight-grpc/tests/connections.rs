@@ -325,3 +325,83 @@ async fn the_advertised_header_list_size_is_accepted_at_any_frame_size() {
     call_works(&addr).await;
     server.shutdown().await.unwrap();
 }
+
+/// Answers DoGet with one message carrying the caller's address, then keeps the stream open.
+struct Peers;
+
+#[polyflight_core::async_trait]
+impl FlightService for Peers {
+    async fn do_get(
+        &self,
+        ctx: CallContext,
+        _ticket: polyflight_core::proto::Ticket,
+    ) -> Result<FlightStream<polyflight_core::FlightData>> {
+        let peer = ctx.peer().address.clone().unwrap_or_default();
+        let first = polyflight_core::FlightData::metadata_only(peer.into_bytes());
+        Ok(futures::stream::iter([Ok(first)])
+            .chain(futures::stream::pending())
+            .boxed())
+    }
+}
+
+/// Opens a DoGet and reads its first message: the address the server saw. The call stays open
+/// while the returned stream lives.
+async fn open_call(client: &FlightClient) -> (String, FlightStream<polyflight_core::FlightData>) {
+    let mut body = client
+        .do_get_data(polyflight_core::proto::Ticket::new(bytes::Bytes::new()))
+        .await
+        .unwrap()
+        .body;
+    let first = body.next().await.unwrap().unwrap();
+    (
+        String::from_utf8(first.app_metadata.to_vec()).unwrap(),
+        body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_spread_over_the_client_connections() {
+    let server = ServerBuilder::new(Peers, Registry::new().with(GrpcTransport))
+        .listen("grpc://127.0.0.1:0")
+        .start()
+        .await
+        .unwrap();
+    let uri = server.location().uri().to_string();
+    let client_with = |connections: usize| {
+        let uri = uri.clone();
+        async move {
+            let mut options = polyflight_core::ConnectOptions::default();
+            options.extensions.insert(polyflight_grpc::GrpcSettings {
+                client_connections: connections,
+                ..Default::default()
+            });
+            FlightClient::connect_with_options(Registry::new().with(GrpcTransport), &uri, options)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Two connections: a second call while the first is busy opens the second connection; a
+    // third shares one of the two; once all are done, a new call reuses one.
+    let client = client_with(2).await;
+    let (a, call_a) = open_call(&client).await;
+    let (b, call_b) = open_call(&client).await;
+    assert_ne!(a, b, "the second call opens a second connection");
+    let (c, call_c) = open_call(&client).await;
+    assert!(c == a || c == b, "no third connection: {c} ({a}, {b})");
+    drop((call_a, call_b, call_c));
+    let (d, call_d) = open_call(&client).await;
+    assert!(
+        d == a || d == b,
+        "an idle connection is reused: {d} ({a}, {b})"
+    );
+    drop(call_d);
+
+    // One connection: every call on it.
+    let client = client_with(1).await;
+    let (a, call_a) = open_call(&client).await;
+    let (b, call_b) = open_call(&client).await;
+    assert_eq!(a, b);
+    drop((call_a, call_b));
+    server.shutdown().await.unwrap();
+}
