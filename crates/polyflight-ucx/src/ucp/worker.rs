@@ -32,10 +32,11 @@ type Result<T, E = UcsError> = std::result::Result<T, E>;
 ///
 /// Set it per client or listener with [`crate::UcxOptions::progress`]; the default comes from
 /// the `POLYFLIGHT_UCX_PROGRESS` environment variable ([`ProgressMode::from_env`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgressMode {
-    /// Wait on the worker's wakeup fd as soon as a progress call finds nothing to do (the
-    /// gentlest on CPUs; every message that finds the thread asleep costs a wake-up).
+    /// Wait on the worker's wakeup fd as soon as a progress call finds nothing to do (default:
+    /// the gentlest on CPUs; every message that finds the thread asleep costs a wake-up).
+    #[default]
     Event,
     /// Once idle, keep polling for up to `spin` (letting the thread's other tasks run between
     /// polls) before arming the wakeup fd and sleeping as in `Event`: a message that arrives
@@ -49,19 +50,13 @@ pub enum ProgressMode {
     Busy,
 }
 
-impl Default for ProgressMode {
-    fn default() -> Self {
-        ProgressMode::Event
-    }
-}
-
 impl ProgressMode {
     /// How long an adaptive worker polls after going idle, unless told otherwise.
     pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
-    /// Reads `POLYFLIGHT_UCX_PROGRESS`: `event`, `busy`, or `adaptive` with an optional spin
-    /// in microseconds (`adaptive:50`, default [`ProgressMode::DEFAULT_SPIN`]); anything else gives the
-    /// default.
+    /// Reads `POLYFLIGHT_UCX_PROGRESS`: `event`, `busy`, or `adaptive` with an optional spin in
+    /// microseconds (`adaptive:50`, default [`ProgressMode::DEFAULT_SPIN`]); anything else
+    /// gives the default.
     pub fn from_env() -> ProgressMode {
         std::env::var("POLYFLIGHT_UCX_PROGRESS")
             .ok()
@@ -259,7 +254,6 @@ impl Worker {
 
     async fn drive_events(&self, spin: Duration) -> Result<()> {
         let mut spinner = Spinner::new(spin);
-        let mut active_count = Active::new(spin);
         let mut efd: c_int = -1;
         // SAFETY: valid worker (created with the WAKEUP feature); efd is an out-parameter.
         let status = unsafe { (self.api.ucp_worker_get_efd)(self.handle, &mut efd) };
@@ -308,7 +302,6 @@ impl Worker {
             // an adaptive worker counts as active until it has slept for IDLE_AFTER
             let idle_after = tokio::time::sleep(IDLE_AFTER);
             let mut idle_after = std::pin::pin!(idle_after);
-            let mut active = spinner.adaptive();
             loop {
                 tokio::select! {
                     ready = fd.readable() => match ready {
@@ -320,14 +313,8 @@ impl Worker {
                     },
                     _ = self.poke.notified() => break,
                     _ = &mut safety_net => break,
-                    _ = &mut idle_after, if active => {
-                        active = false;
-                        active_count.idle();
-                    }
+                    _ = &mut idle_after, if spinner.active.counted => spinner.active.idle(),
                 }
-            }
-            if spinner.adaptive() {
-                active_count.active();
             }
             spinner.woke(slept.elapsed());
         }
@@ -361,15 +348,6 @@ struct Active {
 }
 
 impl Active {
-    /// Counted at once if the worker spins (`spin` > 0); an event-only worker is never counted.
-    fn new(spin: Duration) -> Active {
-        let mut active = Active { counted: false };
-        if !spin.is_zero() {
-            active.active();
-        }
-        active
-    }
-
     fn idle(&mut self) {
         if std::mem::replace(&mut self.counted, false) {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
@@ -396,19 +374,19 @@ struct Spinner {
     spin: Duration,
     /// Whether the last idle gap was short enough for a spin to have caught its end.
     worth_it: bool,
+    /// This worker's place among the [`ACTIVE`] ones; an event-only worker never takes one.
+    active: Active,
 }
 
 impl Spinner {
     fn new(spin: Duration) -> Spinner {
-        Spinner {
+        let mut spinner = Spinner {
             spin,
-            worth_it: !spin.is_zero(),
-        }
-    }
-
-    /// Whether this worker spins at all.
-    fn adaptive(&self) -> bool {
-        !self.spin.is_zero()
+            worth_it: false,
+            active: Active { counted: false },
+        };
+        spinner.woke(Duration::ZERO);
+        spinner
     }
 
     /// Whether to spin now.
@@ -421,9 +399,14 @@ impl Spinner {
         self.worth_it = false;
     }
 
-    /// The worker slept for `slept` before something woke it.
+    /// The worker starts, or slept for `slept` before something woke it: it is active again,
+    /// and worth spinning for if the sleep was shorter than the spin.
     fn woke(&mut self, slept: Duration) {
-        self.worth_it = !self.spin.is_zero() && slept < self.spin;
+        let adaptive = !self.spin.is_zero();
+        self.worth_it = adaptive && slept < self.spin;
+        if adaptive {
+            self.active.active();
+        }
     }
 }
 
