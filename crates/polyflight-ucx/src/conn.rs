@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use polyflight_core::{FlightError, Result};
 
+mod gather;
+
 use crate::frame::{wire_segments, Frame, FrameHeader, FrameType, Reorder, AM_ID};
 use crate::log;
 use crate::ucp::{
@@ -61,6 +63,10 @@ pub struct FrameConn {
     broken: RefCell<Option<FlightError>>,
     /// The largest frame body accepted (the side's message-size limit).
     max_frame: Cell<usize>,
+    /// Whether the endpoint has a single-copy rendezvous lane (see [`gather::SingleCopy`]).
+    single_copy: gather::SingleCopy,
+    /// Large sends of this connection still in flight, counted among the process's senders.
+    sending: Rc<gather::Sending>,
 }
 
 impl FrameConn {
@@ -79,6 +85,8 @@ impl FrameConn {
             budget,
             broken: RefCell::new(None),
             max_frame: Cell::new(usize::MAX),
+            single_copy: gather::SingleCopy::default(),
+            sending: Rc::new(gather::Sending::default()),
         })
     }
 
@@ -140,7 +148,8 @@ impl FrameConn {
             .or_else(|| self.endpoint.error().map(FlightError::from))
     }
 
-    /// Sends one frame whose body is the concatenation of `segments` (scatter-gather, no copy).
+    /// Sends one frame whose body is the concatenation of `segments` (scatter-gather, no copy,
+    /// unless [`gather`] decides that one copy into a contiguous buffer is the cheaper way).
     /// The frame is numbered and started before this returns, so frames go out in call order;
     /// the future completes when UCX is done with the segments.
     pub fn send(
@@ -148,14 +157,22 @@ impl FrameConn {
         frame_type: FrameType,
         segments: Vec<Bytes>,
     ) -> impl Future<Output = Result<()>> + 'static {
-        let (size, pieces) = wire_segments(segments);
+        let (size, mut pieces) = wire_segments(segments);
+        let in_flight = (size >= gather::MIN_BODY).then(|| self.sending.start());
+        if gather::worthwhile(pieces.len(), size, || self.single_copy.get(&self.endpoint)) {
+            pieces = vec![gather::contiguous(&pieces, size)];
+        }
         let started = FrameHeader::new(frame_type, self.send_counter.get(), size).map(|header| {
             self.send_counter
                 .set(self.send_counter.get().wrapping_add(1));
             let header = Bytes::copy_from_slice(&header.encode());
             self.endpoint.am_send(AM_ID, header, pieces)
         });
-        async move { Ok(started?.await?) }
+        async move {
+            let result = started?.await;
+            drop(in_flight);
+            Ok(result?)
+        }
     }
 
     /// The next frame in counter order. Fails with UNAVAILABLE when the connection is lost and with
@@ -205,6 +222,8 @@ impl FrameConn {
 
     /// Validates one active message as a frame and stores it (or starts fetching its body).
     fn accept(&self, message: AmMessage) -> Result<()> {
+        // the peer has answered, so the endpoint's lanes are settled
+        self.single_copy.settled();
         let header = match FrameHeader::decode(&message.header) {
             Ok(header) => header,
             Err(error) => return Err(self.break_with(error)),

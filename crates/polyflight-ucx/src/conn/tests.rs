@@ -217,6 +217,107 @@ fn echo_sizes_adaptive_mode() {
     });
 }
 
+/// Under polyflight's UCX defaults an endpoint with peer error handling between two processes
+/// (here two workers) on one host gets CMA as its rendezvous lane, so a large contiguous body is
+/// read straight from the sender's buffer; the bodies still arrive intact. Checked only where
+/// the environment leaves the defaults and the shared memory transports to us.
+#[test]
+fn contiguous_bodies_take_a_cma_rendezvous_lane_under_our_defaults() {
+    let tuned = ["UCX_TLS", "UCX_CMA_MEMORY_INVALIDATE", "UCX_RNDV_SCHEME"];
+    if let Some(var) = tuned.iter().find(|var| std::env::var_os(var).is_some()) {
+        eprintln!("skipped: {var} is set");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let context = Context::new().unwrap();
+    let (addr, stop, server) = start_echo_server(context.clone(), ProgressMode::Event, usize::MAX);
+    let (lanes_tx, lanes_rx) = mpsc::channel();
+    run_client(context, ProgressMode::Event, addr, |conn| async move {
+        for (i, len) in [4 * 1024 * 1024usize, 16 * 1024 * 1024 + 3]
+            .into_iter()
+            .enumerate()
+        {
+            let segments = body(len, 7 + i as u8, 1);
+            let expected = concat(&segments);
+            conn.send(FrameType::PayloadBody, segments).await.unwrap();
+            let frame = conn.recv().await.unwrap();
+            assert!(
+                frame.body.as_ref() == expected.as_slice(),
+                "body {i} differs"
+            );
+        }
+        let single_copy = conn.single_copy.get(conn.endpoint());
+        let _ = lanes_tx.send((conn.endpoint().describe(), single_copy));
+        conn.disconnect(Duration::from_secs(2)).await;
+    });
+    let _ = stop.send(());
+    server.join().unwrap();
+    let (lanes, single_copy) = lanes_rx.recv().unwrap();
+    let lanes = lanes.expect("no endpoint description");
+    let cma_rma = lanes
+        .lines()
+        .any(|line| line.contains("cma/") && line.contains("rma_bw"));
+    if !cma_rma && !lanes.contains("cma/") {
+        // no CMA on this host at all (e.g. ptrace restricted): nothing of ours to check
+        eprintln!("skipped: UCX offers no CMA here:\n{lanes}");
+        return;
+    }
+    assert!(cma_rma, "no CMA rendezvous lane:\n{lanes}");
+    // what decides whether multi-piece bodies are gathered for that lane
+    assert!(single_copy, "the CMA lane was not recognised:\n{lanes}");
+    assert_eq!(held_descriptors(), 0);
+}
+
+/// While the process has more connections sending large bodies than half its CPUs, a
+/// multi-piece body is gathered into one buffer for the CMA lane; the bodies arrive intact
+/// either way.
+#[test]
+fn multi_piece_bodies_are_gathered_while_senders_contend() {
+    if std::env::var_os("UCX_TLS").is_some() || std::env::var_os("POLYFLIGHT_UCX_GATHER").is_some()
+    {
+        eprintln!("skipped: UCX_TLS or POLYFLIGHT_UCX_GATHER is set");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let context = Context::new().unwrap();
+    let (addr, stop, server) = start_echo_server(context.clone(), ProgressMode::Event, usize::MAX);
+    let (result_tx, result_rx) = mpsc::channel();
+    run_client(context, ProgressMode::Event, addr, |conn| async move {
+        // settle the lanes first: a frame from the peer
+        conn.send(FrameType::Buffer, vec![Bytes::from_static(b"hello")])
+            .await
+            .unwrap();
+        conn.recv().await.unwrap();
+        let single_copy = conn.single_copy.get(conn.endpoint());
+        let before = super::gather::gathered();
+        let contention = super::gather::pretend_senders(1024);
+        for (i, (len, pieces)) in [(64 * 1024, 5), (8 * 1024 * 1024 + 5, 7), (3 << 20, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            let segments = body(len, 40 + i as u8, pieces);
+            let expected = concat(&segments);
+            conn.send(FrameType::PayloadBody, segments).await.unwrap();
+            let frame = conn.recv().await.unwrap();
+            assert!(
+                frame.body.as_ref() == expected.as_slice(),
+                "body {i} differs"
+            );
+            assert_eq!(frame.body.as_ptr() as usize % BUFFER_ALIGNMENT, 0);
+        }
+        drop(contention);
+        let gathered = super::gather::gathered() - before;
+        conn.disconnect(Duration::from_secs(2)).await;
+        let _ = result_tx.send((single_copy, gathered));
+    });
+    let _ = stop.send(());
+    server.join().unwrap();
+    let (single_copy, gathered) = result_rx.recv().unwrap();
+    // the echo server sends its bodies back as one piece, so only the client's three count
+    assert_eq!(gathered, if single_copy { 3 } else { 0 });
+    assert_eq!(held_descriptors(), 0);
+}
+
 #[test]
 fn many_messages_pipelined_no_descriptor_leak() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

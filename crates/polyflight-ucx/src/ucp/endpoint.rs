@@ -176,6 +176,39 @@ impl Endpoint {
         self.peer
     }
 
+    /// UCX's description of the endpoint's current configuration (`ucp_ep_print_info`): its
+    /// lanes and what each carries, e.g. `... cma/memory ... rma_bw#0`. `None` once the endpoint
+    /// is closed or if the text could not be captured. For logs and tests; the format is UCX's.
+    pub fn describe(&self) -> Option<String> {
+        let ep = self.handle.get();
+        if ep.is_null() {
+            return None;
+        }
+        let mut text: *mut libc::c_char = ptr::null_mut();
+        let mut len: libc::size_t = 0;
+        // SAFETY: open_memstream writes the buffer's address and size to the out-parameters.
+        let stream = unsafe { libc::open_memstream(&mut text, &mut len) };
+        if stream.is_null() {
+            return None;
+        }
+        // SAFETY: ep is open on this thread's worker; stream is a live FILE (libc's FILE is the
+        // same C type as the bindings').
+        unsafe { (self.worker.api().ucp_ep_print_info)(ep, stream.cast()) };
+        // SAFETY: stream is live; closing it finalises text and len.
+        let closed = unsafe { libc::fclose(stream) };
+        if text.is_null() {
+            return None;
+        }
+        // SAFETY: after fclose, text points to len bytes (plus a NUL) allocated with malloc.
+        let description = (closed == 0).then(|| {
+            let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len) };
+            String::from_utf8_lossy(bytes).into_owned()
+        });
+        // SAFETY: open_memstream's buffer is the caller's to free, once.
+        unsafe { libc::free(text.cast()) };
+        description
+    }
+
     /// The worker this endpoint lives on.
     pub fn worker(&self) -> &Rc<Worker> {
         &self.worker

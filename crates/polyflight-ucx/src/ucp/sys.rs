@@ -89,6 +89,7 @@ ucx_api! {
     ucp_ep_create: fn(ucp_worker_h, *const ucp_ep_params_t, *mut ucp_ep_h) -> ucs_status_t;
     ucp_ep_close_nbx: fn(ucp_ep_h, *const ucp_request_param_t) -> ucs_status_ptr_t;
     ucp_ep_flush_nbx: fn(ucp_ep_h, *const ucp_request_param_t) -> ucs_status_ptr_t;
+    ucp_ep_print_info: fn(ucp_ep_h, *mut ucx1_sys::FILE);
     ucp_am_send_nbx: fn(ucp_ep_h, c_uint, *const c_void, size_t, *const c_void, size_t, *const ucp_request_param_t) -> ucs_status_ptr_t;
     ucp_am_recv_data_nbx: fn(ucp_worker_h, *mut c_void, *mut c_void, size_t, *const ucp_request_param_t) -> ucs_status_ptr_t;
     ucp_am_data_release: fn(ucp_worker_h, *mut c_void);
