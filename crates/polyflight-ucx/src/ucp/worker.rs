@@ -32,15 +32,16 @@ type Result<T, E = UcsError> = std::result::Result<T, E>;
 ///
 /// Set it per client or listener with [`crate::UcxOptions::progress`]; the default comes from
 /// the `POLYFLIGHT_UCX_PROGRESS` environment variable ([`ProgressMode::from_env`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
-    /// Wait on the worker's wakeup fd as soon as a progress call finds nothing to do (default:
-    /// the gentlest on CPUs; every message that finds the thread asleep costs a wake-up).
-    #[default]
+    /// Wait on the worker's wakeup fd as soon as a progress call finds nothing to do (the
+    /// gentlest on CPUs; every message that finds the thread asleep costs a wake-up).
     Event,
     /// Once idle, keep polling for up to `spin` (letting the thread's other tasks run between
     /// polls) before arming the wakeup fd and sleeping as in `Event`: a message that arrives
-    /// within the spin is taken without a wake-up on either side.
+    /// within the spin is taken without a wake-up on either side. The default, with
+    /// [`ProgressMode::DEFAULT_SPIN`]; a worker spins only while few workers of the process are
+    /// active (see docs/ucx.md).
     Adaptive {
         /// How long an idle worker keeps polling before it sleeps.
         spin: Duration,
@@ -50,9 +51,19 @@ pub enum ProgressMode {
     Busy,
 }
 
+impl Default for ProgressMode {
+    /// `Adaptive` with [`ProgressMode::DEFAULT_SPIN`].
+    fn default() -> Self {
+        ProgressMode::Adaptive {
+            spin: ProgressMode::DEFAULT_SPIN,
+        }
+    }
+}
+
 impl ProgressMode {
-    /// How long an adaptive worker polls after going idle, unless told otherwise.
-    pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+    /// How long an adaptive worker polls after going idle, unless told otherwise (measured best
+    /// of 20 and 50 µs, docs/ucx.md).
+    pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
     /// Reads `POLYFLIGHT_UCX_PROGRESS`: `event`, `busy`, or `adaptive` with an optional spin in
     /// microseconds (`adaptive:50`, default [`ProgressMode::DEFAULT_SPIN`]); anything else
@@ -439,6 +450,12 @@ mod tests {
     fn progress_modes_parse_as_the_environment_spells_them() {
         assert_eq!(ProgressMode::parse("event"), Some(ProgressMode::Event));
         assert_eq!(ProgressMode::parse("BUSY"), Some(ProgressMode::Busy));
+        assert_eq!(
+            ProgressMode::default(),
+            ProgressMode::Adaptive {
+                spin: Duration::from_micros(20)
+            }
+        );
         assert_eq!(
             ProgressMode::parse("adaptive"),
             Some(ProgressMode::Adaptive {
