@@ -22,7 +22,8 @@ use crate::ucp::{ErrorHandling, ProgressMode};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UcxOptions {
-    /// How worker threads wait for work (default: from `POLYFLIGHT_UCX_PROGRESS`, else adaptive with a 20 µs spin).
+    /// How worker threads wait for work (default: from `POLYFLIGHT_UCX_PROGRESS`, else adaptive
+    /// with a 20 µs spin).
     pub progress: ProgressMode,
     /// Idle client connections kept for later calls (Arrow C++ keeps 3). A client opens one
     /// connection per concurrent call; calls beyond this many idle connections close theirs when

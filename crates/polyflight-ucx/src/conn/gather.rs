@@ -7,9 +7,9 @@
 //! single-copy lane instead, where it has one (CMA: the receiver reads the body with one
 //! `process_vm_readv`). Gathering costs the sender one copy. Measured between processes on two
 //! vCPUs (docs/ucx.md): with four streams it lifted DoGet of 64 KiB, 256 KiB and 16 MiB batches
-//! 1.5–1.8× (1 and 4 MiB level) and DoPut of 16 MiB batches 2.2×; with one stream it lost a quarter to two fifths at
-//! 1–16 MiB, because the fragments' copies pipeline through cache-hot pieces on two threads while
-//! a gathered body crosses memory twice. So a body is gathered only while more connections of
+//! 1.5–1.8× (1 and 4 MiB level) and DoPut of 16 MiB batches 2.2×; with one stream it lost a
+//! quarter to two fifths at 1–16 MiB, because the fragments' copies pipeline through cache-hot
+//! pieces on two threads while a gathered body crosses memory twice. So a body is gathered only while more connections of
 //! the process are sending large bodies than half its CPUs: when the threads handing fragments
 //! over are more than the cores. `POLYFLIGHT_UCX_GATHER=always|never` overrides the choice.
 
@@ -18,7 +18,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use crate::ucp::Endpoint;
+use crate::ucp::{busy_threads_allowed, Endpoint};
 
 /// Bodies smaller than this always go scatter-gather (the smallest size measured; below ~8 KiB
 /// UCX copies bodies eagerly anyway).
@@ -98,13 +98,7 @@ pub(super) fn pretend_senders(n: usize) -> impl Drop {
 
 /// True while more connections are sending large bodies than half the CPUs (at least one).
 fn contended() -> bool {
-    static ALLOWED: OnceLock<usize> = OnceLock::new();
-    let allowed = *ALLOWED.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|cpus| (cpus.get() / 2).max(1))
-            .unwrap_or(1)
-    });
-    SENDERS.load(Ordering::Relaxed) > allowed
+    SENDERS.load(Ordering::Relaxed) > busy_threads_allowed()
 }
 
 /// A connection's large sends in flight; the connection counts among [`SENDERS`] while it has
@@ -190,15 +184,14 @@ mod tests {
 
     #[test]
     fn single_copy_lanes_are_read_from_the_endpoint_description() {
-        let with_cma = "#\n#                 lane[0]: cm tcp\n\
-            #                 lane[1]:  0:posix/memory.0 md[0]          -> md[0]/posix/sysdev[255] am am_bw#0\n\
-            #                 lane[2]:  2:cma/memory.0 md[2]            -> md[2]/cma/sysdev[255] rma_bw#0\n\
-            #                  rma_bw: mds [2] rndv_rkey_size 9\n";
-        let without = "#                 lane[1]:  0:posix/memory.0 md[0]          -> md[0]/posix/sysdev[255] am am_bw#0\n\
-            #                  rma_bw: mds rndv_rkey_size 9\n";
-        let tcp = "#                 lane[1]:  1:tcp/lo.0 md[1]          -> md[1]/tcp/sysdev[255] am am_bw#0 rma_bw#0\n";
-        assert!(has_single_copy_lane(with_cma));
-        assert!(!has_single_copy_lane(without));
+        let posix = "#   lane[1]:  0:posix/memory.0 md[0]  -> md[0]/posix/sysdev[255] am am_bw#0\n";
+        let cma = "#   lane[2]:  2:cma/memory.0 md[2]    -> md[2]/cma/sysdev[255] rma_bw#0\n";
+        let summary = "#    rma_bw: mds [2] rndv_rkey_size 9\n";
+        let with_cma = format!("#\n#   lane[0]: cm tcp\n{posix}{cma}{summary}");
+        let without = format!("{posix}#    rma_bw: mds rndv_rkey_size 9\n");
+        let tcp = "#   lane[1]:  1:tcp/lo.0 md[1]  -> md[1]/tcp/sysdev[255] am am_bw#0 rma_bw#0\n";
+        assert!(has_single_copy_lane(&with_cma));
+        assert!(!has_single_copy_lane(&without));
         assert!(!has_single_copy_lane(tcp));
     }
 

@@ -238,6 +238,19 @@ where
     output_rx.recv().unwrap()
 }
 
+/// Sends `segments` as a PayloadBody frame to the echo server and checks that body number `i`
+/// comes back byte for byte, 64-byte aligned.
+async fn echo_and_check(conn: &FrameConn, segments: Vec<Bytes>, i: usize) {
+    let expected = concat(&segments);
+    conn.send(FrameType::PayloadBody, segments).await.unwrap();
+    let frame = conn.recv().await.unwrap();
+    assert!(
+        frame.body.as_ref() == expected.as_slice(),
+        "body {i} differs"
+    );
+    assert_eq!(frame.body.as_ptr() as usize % BUFFER_ALIGNMENT, 0);
+}
+
 /// Under polyflight's UCX defaults an endpoint with peer error handling between two processes
 /// (here two workers) on one host gets CMA as its rendezvous lane, so a large contiguous body is
 /// read straight from the sender's buffer; the bodies still arrive intact. Checked only where
@@ -254,14 +267,7 @@ fn contiguous_bodies_take_a_cma_rendezvous_lane_under_our_defaults() {
             .into_iter()
             .enumerate()
         {
-            let segments = body(len, 7 + i as u8, 1);
-            let expected = concat(&segments);
-            conn.send(FrameType::PayloadBody, segments).await.unwrap();
-            let frame = conn.recv().await.unwrap();
-            assert!(
-                frame.body.as_ref() == expected.as_slice(),
-                "body {i} differs"
-            );
+            echo_and_check(&conn, body(len, 7 + i as u8, 1), i).await;
         }
         let single_copy = conn.single_copy.get(conn.endpoint());
         let lanes = conn.endpoint().describe();
@@ -305,15 +311,7 @@ fn multi_piece_bodies_are_gathered_while_senders_contend() {
             .into_iter()
             .enumerate()
         {
-            let segments = body(len, 40 + i as u8, pieces);
-            let expected = concat(&segments);
-            conn.send(FrameType::PayloadBody, segments).await.unwrap();
-            let frame = conn.recv().await.unwrap();
-            assert!(
-                frame.body.as_ref() == expected.as_slice(),
-                "body {i} differs"
-            );
-            assert_eq!(frame.body.as_ptr() as usize % BUFFER_ALIGNMENT, 0);
+            echo_and_check(&conn, body(len, 40 + i as u8, pieces), i).await;
         }
         drop(contention);
         let gathered = super::gather::gathered() - before;

@@ -121,9 +121,9 @@ impl Context {
 /// only on a memory domain that claims it can invalidate memory, so that after a failure the
 /// peer can no longer reach a buffer the application has been handed back; the CMA domain
 /// claims it only when told to (`UCX_CMA_MEMORY_INVALIDATE`; `ucp_config_modify` takes the
-/// domain's own field name, which no other memory domain of UCX 1.12 has). With it, a contiguous body crosses to
-/// another process on the host as one `process_vm_readv` by the receiver, straight from the
-/// sender's buffer, instead of 8 KiB pieces copied through the shared memory FIFO: DoExchange of
+/// domain's own field name, which no other memory domain of UCX 1.12 has). With it, a contiguous
+/// body crosses to another process on the host as one `process_vm_readv` by the receiver,
+/// straight from the sender's buffer, instead of 8 KiB pieces copied through the shared memory FIFO: DoExchange of
 /// 16 MiB echoed bodies with 4 streams went from 1.6 to 2.6–2.8 GB/s. Under `get_zcopy` the
 /// peer only ever reads our buffers, never writes into them, so a peer that is still reading
 /// after a failure can corrupt nothing of ours; that is why it is applied only while the scheme

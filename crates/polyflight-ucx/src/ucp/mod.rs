@@ -39,4 +39,4 @@ pub(crate) use endpoint::Endpoint;
 pub use endpoint::ErrorHandling;
 pub(crate) use listener::{ConnectionRequest, Listener};
 pub use worker::ProgressMode;
-pub(crate) use worker::Worker;
+pub(crate) use worker::{busy_threads_allowed, Worker};

@@ -340,11 +340,13 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// How long an adaptive worker sleeps before it no longer counts as active.
 const IDLE_AFTER: Duration = Duration::from_millis(2);
 
-/// How many active worker threads leave room for spinning: half the CPUs this process may use,
-/// at least one. A spinning thread holds a core that the threads it waits for (the peer's, or
-/// the handlers feeding it) may need; measured on two vCPUs with client and server on one host,
-/// spinning doubled a single stream of 64 KiB batches but cost a third with four streams.
-fn spinners_allowed() -> usize {
+/// How many UCX threads of this process may be busy before they crowd each other out: half the
+/// CPUs the process may use, at least one. Spinning (below) and gathering bodies
+/// (`conn::gather`) both stop or start at this line. A spinning thread holds a core that the
+/// threads it waits for (the peer's, or the handlers feeding it) may need; measured on two vCPUs
+/// with client and server on one host, spinning doubled a single stream of 64 KiB batches but
+/// cost a third with four streams.
+pub(crate) fn busy_threads_allowed() -> usize {
     static ALLOWED: OnceLock<usize> = OnceLock::new();
     *ALLOWED.get_or_init(|| {
         std::thread::available_parallelism()
@@ -380,7 +382,7 @@ impl Drop for Active {
 
 /// The adaptive spin of one worker. It spins only while idle gaps have lately been shorter than
 /// the spin (a spin that ran out turns spinning off until a sleep ends within the spin again),
-/// and only while no more worker threads are active than [`spinners_allowed`].
+/// and only while no more worker threads are active than [`busy_threads_allowed`].
 struct Spinner {
     spin: Duration,
     /// Whether the last idle gap was short enough for a spin to have caught its end.
@@ -402,7 +404,7 @@ impl Spinner {
 
     /// Whether to spin now.
     fn start(&self) -> bool {
-        self.worth_it && ACTIVE.load(Ordering::Relaxed) <= spinners_allowed()
+        self.worth_it && ACTIVE.load(Ordering::Relaxed) <= busy_threads_allowed()
     }
 
     /// The spin found nothing: sleep at once from now on, until a short gap is seen.
