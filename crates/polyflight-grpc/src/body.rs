@@ -4,6 +4,7 @@
 //! explicit state machine. What a body is for is an enum ([`Role`], [`Direction`]), not a flag.
 
 use crate::budget::StreamBudget;
+pub(crate) use crate::tail::RequestTail;
 use crate::wire::{self, MessageDecoder, SegmentedBuf};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
@@ -27,6 +28,12 @@ pub(crate) enum Role {
     /// A request: it ends when the messages do, and an `Err` from the message stream aborts the
     /// HTTP/2 stream, so the server cannot mistake it for a clean end.
     Client,
+    /// A request that carries one message (every call but Handshake, DoPut and DoExchange): the
+    /// message's last DATA frame carries END_STREAM, so the server sees the request end with the
+    /// message. With END_STREAM in a frame of its own, a server that answers first has to reset
+    /// the stream, and h2 servers close a connection (GOAWAY `ENHANCE_YOUR_CALM`) after 1024 such
+    /// resets provoked by late frames.
+    ClientOneMessage,
     /// A response: it ends with the status trailers (plus the application's trailers), and an
     /// `Err` from the message stream becomes that status.
     Server {
@@ -40,7 +47,12 @@ enum EncodeState {
     Streaming {
         messages: MessageStream,
         pending: VecDeque<Bytes>,
+        /// The message in `pending` is the last one ([`Role::ClientOneMessage`]).
+        last: bool,
     },
+    /// The messages ended, with this status; a response waits for the end of its request
+    /// ([`RequestTail`]) before the trailers.
+    Ending(Result<()>),
     /// Nothing more to send.
     Done,
 }
@@ -54,6 +66,8 @@ pub(crate) struct EncodeBody {
     role: Role,
     max_message_size: usize,
     state: EncodeState,
+    /// The unread end of the request this body answers.
+    request_tail: Option<RequestTail>,
 }
 
 impl EncodeBody {
@@ -65,8 +79,17 @@ impl EncodeBody {
             state: EncodeState::Streaming {
                 messages,
                 pending: VecDeque::new(),
+                last: false,
             },
+            request_tail: None,
         }
+    }
+
+    /// A response that sends its trailers only once the client has ended `request` (or a short
+    /// wait is over), so the stream closes on both sides without a reset.
+    pub(crate) fn after_request(mut self, request: RequestTail) -> Self {
+        self.request_tail = Some(request);
+        self
     }
 
     /// A body with no frames at all.
@@ -75,6 +98,7 @@ impl EncodeBody {
             role: Role::Client,
             max_message_size: 0,
             state: EncodeState::Done,
+            request_tail: None,
         }
     }
 
@@ -88,11 +112,11 @@ impl EncodeBody {
                 self.state = EncodeState::Done;
                 Some(Ok(Frame::trailers(final_trailers(&status, trailers))))
             }
-            (Role::Client, Ok(())) => {
+            (Role::Client | Role::ClientOneMessage, Ok(())) => {
                 self.state = EncodeState::Done;
                 None
             }
-            (Role::Client, Err(err)) => {
+            (Role::Client | Role::ClientOneMessage, Err(err)) => {
                 self.state = EncodeState::Done;
                 Some(Err(Box::new(err)))
             }
@@ -112,19 +136,49 @@ impl Body for EncodeBody {
         loop {
             match &mut this.state {
                 EncodeState::Done => return Poll::Ready(None),
-                EncodeState::Streaming { messages, pending } => {
+                EncodeState::Streaming {
+                    messages,
+                    pending,
+                    last,
+                } => {
                     if let Some(chunk) = pending.pop_front() {
+                        if *last && pending.is_empty() {
+                            // hyper asks is_end_stream() right after this frame: END_STREAM
+                            // goes on it.
+                            this.state = EncodeState::Done;
+                        }
                         return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
+                    if *last {
+                        this.state = EncodeState::Ending(Ok(()));
+                        continue;
                     }
                     let encoded = match ready!(messages.as_mut().poll_next(cx)) {
                         Some(Ok(message)) => wire::encode(&message, this.max_message_size),
                         Some(Err(err)) => Err(err),
-                        None => return Poll::Ready(this.finish(Ok(()))),
+                        None => {
+                            this.state = EncodeState::Ending(Ok(()));
+                            continue;
+                        }
                     };
                     match encoded {
-                        Ok(pieces) => pending.extend(coalesce(pieces)),
-                        Err(err) => return Poll::Ready(this.finish(Err(err))),
+                        Ok(pieces) => {
+                            pending.extend(coalesce(pieces));
+                            *last = matches!(this.role, Role::ClientOneMessage);
+                        }
+                        Err(err) => this.state = EncodeState::Ending(Err(err)),
                     }
+                }
+                EncodeState::Ending(_) => {
+                    if let Some(request) = this.request_tail.as_mut() {
+                        ready!(request.poll_end(cx));
+                        this.request_tail = None;
+                    }
+                    let status = match std::mem::replace(&mut this.state, EncodeState::Done) {
+                        EncodeState::Ending(status) => status,
+                        _ => Ok(()),
+                    };
+                    return Poll::Ready(this.finish(status));
                 }
             }
         }
@@ -399,6 +453,43 @@ mod tests {
 
     fn messages(items: Vec<Result<Message>>) -> MessageStream {
         futures::stream::iter(items).boxed()
+    }
+
+    #[test]
+    fn a_one_message_request_ends_with_its_messages_last_frame() {
+        // Big enough to go out in several frames: END_STREAM belongs on the last of them.
+        let big = Bytes::from(vec![7u8; 3 * COALESCE_BELOW]);
+        let one = |role: Role| {
+            EncodeBody::new(
+                messages(vec![Ok(Message::Proto(big.clone()))]),
+                role,
+                1 << 20,
+            )
+        };
+        let mut body = one(Role::ClientOneMessage);
+        let mut frames = 0;
+        futures::executor::block_on(async {
+            while let Some(frame) = body.frame().await {
+                assert!(frame.expect("frame").is_data());
+                frames += 1;
+                // hyper reads is_end_stream() after each frame to set END_STREAM on it
+                if body.is_end_stream() {
+                    break;
+                }
+            }
+        });
+        assert!(frames >= 2, "{frames} frames");
+        assert!(body.is_end_stream());
+        assert!(futures::executor::block_on(body.frame()).is_none());
+        // a streaming request learns of its end only by polling once more
+        let mut streaming = one(Role::Client);
+        for _ in 0..frames {
+            let frame = futures::executor::block_on(streaming.frame());
+            assert!(frame.expect("a frame").expect("data").is_data());
+        }
+        assert!(!streaming.is_end_stream());
+        assert!(futures::executor::block_on(streaming.frame()).is_none());
+        assert!(streaming.is_end_stream());
     }
 
     #[test]

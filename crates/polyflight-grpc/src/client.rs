@@ -170,16 +170,12 @@ impl ClientTransport for GrpcClient {
         // stream) is dropped, the body fails, and hyper resets the stream (CANCEL) at once.
         let abort = CancellationToken::new();
         let call_alive = abort.clone().drop_guard();
-        let requests = if method.client_streaming() {
-            Abortable::new(requests, abort).boxed()
+        let (requests, role) = if method.client_streaming() {
+            (Abortable::new(requests, abort).boxed(), Role::Client)
         } else {
-            requests
+            (requests, Role::ClientOneMessage)
         };
-        let body = EncodeBody::new(
-            requests,
-            Role::Client,
-            self.settings.max_encoding_message_size,
-        );
+        let body = EncodeBody::new(requests, role, self.settings.max_encoding_message_size);
         let mut request = Request::post(uri)
             .body(body)
             .map_err(|e| FlightError::invalid_argument(format!("cannot build request: {e}")))?;

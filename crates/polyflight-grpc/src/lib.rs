@@ -16,6 +16,7 @@ mod client;
 pub mod fuzzing;
 mod log;
 mod server;
+mod tail;
 pub mod tls;
 mod wire;
 

@@ -485,15 +485,26 @@ async fn handle(
         }
     })
     .boxed();
+    // A one-message request stays open until the client ends it; the response waits for that
+    // before its end (see `tail`).
+    let (requests, mut request_tail) = if method.client_streaming() {
+        (requests, None)
+    } else {
+        let (message, tail) = crate::tail::split(requests);
+        (message.boxed(), Some(tail))
+    };
     match handler.call(call, requests).await {
         Ok(response) => {
-            let body = EncodeBody::new(
+            let mut body = EncodeBody::new(
                 response.body,
                 Role::Server {
                     trailers: response.trailers,
                 },
                 settings.max_encoding_message_size,
             );
+            if let Some(tail) = request_tail {
+                body = body.after_request(tail);
+            }
             let mut http_response = Response::new(body);
             let headers = http_response.headers_mut();
             headers.insert(
@@ -508,6 +519,11 @@ async fn handle(
             }
             http_response
         }
-        Err(err) => trailers_only(err),
+        Err(err) => {
+            if let Some(tail) = request_tail.as_mut() {
+                tail.end().await;
+            }
+            trailers_only(err)
+        }
     }
 }

@@ -405,3 +405,74 @@ async fn concurrent_calls_spread_over_the_client_connections() {
     drop((call_a, call_b));
     server.shutdown().await.unwrap();
 }
+
+const RST_STREAM: u8 = 3;
+
+/// A client that ends each one-message request in a DATA frame of its own, sent only once the
+/// response has begun (tonic's client sends the end separately, and on a busy machine it can
+/// arrive after the response), keeps its connection through thousands of calls. A server that
+/// answered and reset each such stream would have h2 count every late end against the
+/// connection and close it (GOAWAY `ENHANCE_YOUR_CALM`) after 1024.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ends_that_follow_the_response_cost_no_connection() {
+    let (server, addr) = start(ListenOptions::default()).await;
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    let block = header_block(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/arrow.flight.protocol.FlightService/ListActions"),
+        (":authority", &addr),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]);
+    let mut received = Vec::new();
+    let mut parsed = 0;
+    let mut buf = vec![0u8; 65536];
+    let calls = 1500u32;
+    for call in 0..calls {
+        let id = 2 * call + 1;
+        let mut request = frame(HEADERS, END_HEADERS, id, &block);
+        // the message (an Empty), without END_STREAM
+        request.extend(frame(DATA, 0, id, &[0, 0, 0, 0, 0]));
+        stream.write_all(&request).await.unwrap();
+        let mut ended = false;
+        let mut sent_end = false;
+        while !ended {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("call {call}: no answer within 5 s"))
+                .unwrap();
+            assert!(n > 0, "call {call}: the server closed the connection");
+            received.extend_from_slice(&buf[..n]);
+            let (frames, used) = parse_frames(&received[parsed..]);
+            let mut replies = Vec::new();
+            for f in &frames {
+                match f.kind {
+                    GOAWAY => panic!("call {call}: GOAWAY {:?}", f.payload),
+                    RST_STREAM if f.stream == id => panic!("call {call}: stream reset"),
+                    PING if f.flags & ACK == 0 => replies.extend(frame(PING, ACK, 0, f.payload)),
+                    SETTINGS if f.flags & ACK == 0 => replies.extend(frame(SETTINGS, ACK, 0, &[])),
+                    HEADERS if f.stream == id => {
+                        if !sent_end {
+                            // the response has begun: now the request's end
+                            replies.extend(frame(DATA, END_STREAM, id, &[]));
+                            sent_end = true;
+                        }
+                        ended = f.flags & END_STREAM != 0;
+                    }
+                    _ => {}
+                }
+            }
+            parsed += used;
+            if !replies.is_empty() {
+                stream.write_all(&replies).await.unwrap();
+            }
+        }
+    }
+    drop(stream);
+    call_works(&addr).await;
+    server.shutdown().await.unwrap();
+}
