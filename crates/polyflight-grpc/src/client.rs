@@ -6,6 +6,12 @@
 //! up to [`GrpcSettings::client_connections`], only when every open one is busy. Each HTTP/2
 //! connection is driven by one task, so one connection cannot use a second core for its
 //! streams; several let concurrent bulk streams run on several.
+//!
+//! A call that never reached the server — the connection closed before the request went out,
+//! or the server refused the stream unprocessed (REFUSED_STREAM, as HTTP/2 servers do while
+//! they shut down) — is sent once more, on another connection. Client-streaming calls are sent
+//! again only when hyper gives the request back untouched; every other call sends one message,
+//! which the client keeps for that. A call the server may have acted on is never repeated.
 
 use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
 use crate::server::BoxedIo;
@@ -112,6 +118,51 @@ impl GrpcClient {
         Ok(sender)
     }
 
+    /// The HTTP request of a call to `uri` with `body`.
+    fn request(
+        &self,
+        uri: &str,
+        meta: &CallMetadata,
+        body: EncodeBody,
+    ) -> Result<Request<EncodeBody>> {
+        let mut request = Request::post(uri)
+            .body(body)
+            .map_err(|e| FlightError::invalid_argument(format!("cannot build request: {e}")))?;
+        let headers = request.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        if let Some(timeout) = meta.timeout {
+            if let Ok(value) = HeaderValue::from_str(&wire::format_timeout(timeout)) {
+                headers.insert("grpc-timeout", value);
+            }
+        }
+        wire::headers_to_http(&meta.headers, headers)?;
+        Ok(request)
+    }
+
+    /// Drops a connection from the pool (it refused a call: it is closing).
+    async fn forget(&self, call: &ActiveCall) {
+        self.connections
+            .lock()
+            .await
+            .retain(|c| !Arc::ptr_eq(&c.active, &call.0));
+    }
+
+    fn send_failed(&self, method: FlightMethod, error: &hyper::Error) -> FlightError {
+        // hyper's own words are generic ("http2 error"); the cause says what happened.
+        let cause = match std::error::Error::source(error) {
+            Some(cause) => format!(": {cause}"),
+            None => String::new(),
+        };
+        FlightError::unavailable(format!(
+            "{method} to {} failed: {error}{cause}",
+            self.location
+        ))
+    }
+
     /// A connection for a new call, counted as busy until the returned [`ActiveCall`] drops:
     /// the open connection with the fewest calls, or a new one while every open one is busy and
     /// there are fewer than `client_connections` (closed ones are forgotten).
@@ -170,38 +221,56 @@ impl ClientTransport for GrpcClient {
         // stream) is dropped, the body fails, and hyper resets the stream (CANCEL) at once.
         let abort = CancellationToken::new();
         let call_alive = abort.clone().drop_guard();
-        let (requests, role) = if method.client_streaming() {
-            (Abortable::new(requests, abort).boxed(), Role::Client)
+        // A one-message call keeps its message, so that it can be sent again.
+        let (body, one) = if method.client_streaming() {
+            let requests = Abortable::new(requests, abort).boxed();
+            let max = self.settings.max_encoding_message_size;
+            (EncodeBody::new(requests, Role::Client, max), None)
         } else {
-            (requests, Role::ClientOneMessage)
+            let message = one_message(requests).await?;
+            (one_message_body(&message, &self.settings), Some(message))
         };
-        let body = EncodeBody::new(requests, role, self.settings.max_encoding_message_size);
-        let mut request = Request::post(uri)
-            .body(body)
-            .map_err(|e| FlightError::invalid_argument(format!("cannot build request: {e}")))?;
-        let headers = request.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-        if let Some(timeout) = meta.timeout {
-            if let Ok(value) = HeaderValue::from_str(&wire::format_timeout(timeout)) {
-                headers.insert("grpc-timeout", value);
-            }
-        }
-        wire::headers_to_http(&meta.headers, headers)?;
-
-        let (mut sender, active) = self.connection().await?;
-        sender.ready().await.map_err(|e| {
-            FlightError::unavailable(format!(
-                "connection to {} is not usable: {e}",
-                self.location
-            ))
-        })?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            FlightError::unavailable(format!("{method} to {} failed: {e}", self.location))
-        })?;
+        let mut request = self.request(&uri, &meta, body)?;
+        let mut retries = RETRIES;
+        let (response, active) = loop {
+            let (mut sender, active) = self.connection().await?;
+            let error = match sender.ready().await {
+                Err(error) => Unanswered::NotSent(Some(Box::new(request)), error),
+                Ok(()) => match sender.try_send_request(request).await {
+                    Ok(response) => break (response, active),
+                    Err(mut failed) => match failed.take_message() {
+                        Some(unsent) => {
+                            Unanswered::NotSent(Some(Box::new(unsent)), failed.into_error())
+                        }
+                        None if refused(failed.error()) => {
+                            Unanswered::NotSent(None, failed.into_error())
+                        }
+                        None => Unanswered::Failed(failed.into_error()),
+                    },
+                },
+            };
+            let again = match (error, retries) {
+                (Unanswered::NotSent(unsent, error), 1..) => {
+                    // This connection is going away; the call did not reach the server.
+                    self.forget(&active).await;
+                    let again = match (unsent, &one) {
+                        (Some(unsent), _) => *unsent,
+                        (None, Some(message)) => {
+                            let body = one_message_body(message, &self.settings);
+                            self.request(&uri, &meta, body)?
+                        }
+                        (None, None) => return Err(self.send_failed(method, &error)),
+                    };
+                    tracing::debug!(%method, %error, "sending the call again on another connection");
+                    again
+                }
+                (Unanswered::NotSent(_, error) | Unanswered::Failed(error), _) => {
+                    return Err(self.send_failed(method, &error))
+                }
+            };
+            retries -= 1;
+            request = again;
+        };
         let (parts, body) = response.into_parts();
         if parts.status != http::StatusCode::OK {
             return Err(FlightError::unavailable(format!(
@@ -249,6 +318,40 @@ impl ClientTransport for GrpcClient {
             trailers,
         })
     }
+}
+
+/// How many times a call that never reached the server is sent again, on another connection.
+const RETRIES: u32 = 1;
+
+/// The body of a one-message call carrying `message`.
+fn one_message_body(message: &Option<Message>, settings: &GrpcSettings) -> EncodeBody {
+    EncodeBody::new(
+        futures::stream::iter(message.clone().map(Ok)).boxed(),
+        Role::ClientOneMessage,
+        settings.max_encoding_message_size,
+    )
+}
+
+/// Why a call has no response.
+enum Unanswered {
+    /// The call never reached the server (the request is given back when hyper still has it).
+    NotSent(Option<Box<Request<EncodeBody>>>, hyper::Error),
+    /// The call may have reached the server.
+    Failed(hyper::Error),
+}
+
+/// The one request message of a call that sends one (every call but Handshake, DoPut and
+/// DoExchange), read before anything is sent; a failed request stream fails the call here.
+async fn one_message(mut requests: MessageStream) -> Result<Option<Message>> {
+    requests.next().await.transpose()
+}
+
+/// The server refused the stream without processing it (RST_STREAM `REFUSED_STREAM`, which
+/// HTTP/2 guarantees means the request was not processed), so the call may be sent again.
+fn refused(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM))
 }
 
 /// A call's request stream that fails once the call is dropped ([`GrpcClient::call`]).

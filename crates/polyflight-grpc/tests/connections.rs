@@ -476,3 +476,75 @@ async fn request_ends_that_follow_the_response_cost_no_connection() {
     call_works(&addr).await;
     server.shutdown().await.unwrap();
 }
+
+/// An HTTP/2 server that refuses the first `refusals` calls it gets (RST_STREAM with
+/// `reason`), then answers each with an empty gRPC response; counts the calls.
+async fn refusing_server(
+    refusals: usize,
+    reason: h2::Reason,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let calls = counted.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    if calls.fetch_add(1, Ordering::SeqCst) < refusals {
+                        respond.send_reset(reason);
+                        continue;
+                    }
+                    let response = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                    let Ok(mut body) = respond.send_response(response, false) else {
+                        continue;
+                    };
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let _ = body.send_trailers(trailers);
+                }
+            });
+        }
+    });
+    (addr, calls, task)
+}
+
+/// A call the server refused unprocessed (REFUSED_STREAM) is sent once more, on a new
+/// connection; a refusal of that one too, or a reset for any other reason, fails the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_is_sent_once_more() {
+    use std::sync::atomic::Ordering;
+    let (addr, calls, server) = refusing_server(1, h2::Reason::REFUSED_STREAM).await;
+    let client = connect(&addr).await;
+    client.list_actions().await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    server.abort();
+
+    let (addr, calls, server) = refusing_server(usize::MAX, h2::Reason::REFUSED_STREAM).await;
+    let error = connect(&addr).await.list_actions().await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        polyflight_core::FlightCode::Unavailable,
+        "{error}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one retry only");
+    server.abort();
+
+    // INTERNAL_ERROR: the server may have acted on the call, so it is not sent again
+    let (addr, calls, server) = refusing_server(1, h2::Reason::INTERNAL_ERROR).await;
+    assert!(connect(&addr).await.list_actions().await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    server.abort();
+}
