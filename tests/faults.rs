@@ -173,19 +173,33 @@ async fn a_killed_client_frees_its_call_and_leaves_no_partial_flight() {
     }
 }
 
+/// Starts a `memory_server` process listening on `uri` and connects a client to it; returns the
+/// process, the URI it listens on, and the client.
+async fn server_process_and_client(setup: &Setup, uri: &str) -> (Reaped, String, FlightClient) {
+    let server = server_process(setup, uri);
+    let line = server.1;
+    let uri = line.trim_start_matches("listening on ").to_string();
+    let client =
+        FlightClient::connect_with_options(registry(), &uri, setup.endpoint.connect.clone())
+            .await
+            .expect("client connects");
+    (server.0, uri, client)
+}
+
+/// Starts a `memory_server` process listening on `uri` (with the set-up's certificates).
+fn server_process(setup: &Setup, uri: &str) -> (Reaped, String) {
+    let mut args = setup.server_args();
+    args.push(uri.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_child("memory_server", &args, &[], "listening on ")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_its_client_within_two_seconds() {
     for transport in TRANSPORTS {
         let setup = Setup::new(transport);
-        let endpoint = &setup.endpoint;
-        let mut args = setup.server_args();
-        args.push(endpoint.listen_uri.clone());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (mut server, line) = start_child("memory_server", &args, &[], "listening on ");
-        let uri = line.trim_start_matches("listening on ").to_string();
-        let client = FlightClient::connect_with_options(registry(), &uri, endpoint.connect.clone())
-            .await
-            .expect("client connects");
+        let (mut server, _, client) =
+            server_process_and_client(&setup, &setup.endpoint.listen_uri).await;
         // a DoExchange the server keeps open: one batch echoed, then the client waits
         let (tx, rx) = futures::channel::mpsc::unbounded();
         tx.unbounded_send(Ok(int64_batch(10, 1))).expect("queued");
@@ -213,6 +227,34 @@ async fn a_killed_server_fails_its_client_within_two_seconds() {
         }
         drop(tx);
         drop(server);
+        setup.cleanup();
+    }
+}
+
+/// A client whose pooled connection outlived its server reaches the server that replaced it on
+/// the same address: the dead connection is noticed (or the call, having reached nobody, is
+/// sent again on a new one), not handed to the next call as a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reaches_a_server_restarted_on_the_same_address() {
+    for transport in TRANSPORTS {
+        let setup = Setup::new(transport);
+        let (mut server, uri, client) =
+            server_process_and_client(&setup, &setup.endpoint.listen_uri).await;
+        client.list_actions().await.expect("first call");
+        server.0.kill().expect("SIGKILL");
+        let _ = server.0.wait();
+        drop(server);
+        // the same address again (a fixed port, or the same socket path)
+        let (restarted, _) = server_process(&setup, &uri);
+        let started = Instant::now();
+        let result = client.list_actions().await;
+        eprintln!(
+            "{transport}: call after the restart: {:?} in {:?}",
+            result.as_ref().map(|_| ()),
+            started.elapsed()
+        );
+        result.unwrap_or_else(|e| panic!("{transport}: the call after the restart failed: {e}"));
+        drop(restarted);
         setup.cleanup();
     }
 }

@@ -127,8 +127,14 @@ impl Context {
 /// 16 MiB echoed bodies with 4 streams went from 1.6 to 2.6–2.8 GB/s. Under `get_zcopy` the
 /// peer only ever reads our buffers, never writes into them, so a peer that is still reading
 /// after a failure can corrupt nothing of ours; that is why it is applied only while the scheme
-/// is `get_zcopy` (see [`applies`]).
-const DEFAULTS: &[(&str, &str, &[&str])] = &[
+/// is `get_zcopy` (see [`When::SharedMemoryGetZcopy`]).
+///
+/// Address reuse for listeners: a server restarted on its port while connections of the old
+/// process linger (a crash with clients connected leaves them in TIME_WAIT for a minute) could
+/// not listen again (`EADDRINUSE`); every TCP server sets `SO_REUSEADDR` for this, and polyflight's
+/// gRPC listeners have it. It never lets two processes listen on one port at once. (The name
+/// `ucp_config_modify` takes is the connection manager table's, `CM_` included.)
+const DEFAULTS: &[(&str, &str, &[&str], When)] = &[
     (
         "MM_ERROR_HANDLING",
         "y",
@@ -137,6 +143,7 @@ const DEFAULTS: &[(&str, &str, &[&str])] = &[
             "UCX_POSIX_ERROR_HANDLING",
             "UCX_SYSV_ERROR_HANDLING",
         ],
+        When::SharedMemory,
     ),
     (
         "MM_FIFO_SIZE",
@@ -146,37 +153,64 @@ const DEFAULTS: &[(&str, &str, &[&str])] = &[
             "UCX_POSIX_FIFO_SIZE",
             "UCX_SYSV_FIFO_SIZE",
         ],
+        When::SharedMemory,
     ),
-    ("RNDV_SCHEME", "get_zcopy", &["UCX_RNDV_SCHEME"]),
-    ("MEMORY_INVALIDATE", "y", &["UCX_CMA_MEMORY_INVALIDATE"]),
+    (
+        "RNDV_SCHEME",
+        "get_zcopy",
+        &["UCX_RNDV_SCHEME"],
+        When::SharedMemory,
+    ),
+    (
+        "MEMORY_INVALIDATE",
+        "y",
+        &["UCX_CMA_MEMORY_INVALIDATE"],
+        When::SharedMemoryGetZcopy,
+    ),
+    (
+        "CM_REUSEADDR",
+        "y",
+        &["UCX_TCP_CM_REUSEADDR", "UCX_RDMA_CM_REUSEADDR"],
+        When::Always,
+    ),
 ];
 
-/// Whether the default `name` applies: the user has not set it in any spelling, and CMA
-/// invalidation only while the rendezvous scheme is `get_zcopy` (ours, or the user's).
-fn applies(name: &str, user_vars: &[&str]) -> bool {
+/// When a default of [`DEFAULTS`] applies, besides the user not having set it.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Always,
+    /// While `UCX_TLS` lets shared memory in (UCX warns about settings of transports that are
+    /// not loaded).
+    SharedMemory,
+    /// With shared memory, and while the rendezvous scheme is `get_zcopy` (ours, or the user's).
+    SharedMemoryGetZcopy,
+}
+
+/// Whether a default applies: the user has not set it in any spelling, and its condition holds.
+fn applies(when: When, user_vars: &[&str]) -> bool {
     if user_vars.iter().any(|var| std::env::var_os(var).is_some()) {
         return false;
     }
-    if name == "MEMORY_INVALIDATE" {
-        return std::env::var("UCX_RNDV_SCHEME")
-            .map(|scheme| scheme.trim().eq_ignore_ascii_case("get_zcopy"))
-            .unwrap_or(true);
+    match when {
+        When::Always => true,
+        When::SharedMemory => shared_memory_enabled(),
+        When::SharedMemoryGetZcopy => {
+            shared_memory_enabled()
+                && std::env::var("UCX_RNDV_SCHEME")
+                    .map(|scheme| scheme.trim().eq_ignore_ascii_case("get_zcopy"))
+                    .unwrap_or(true)
+        }
     }
-    true
 }
 
 /// The UCX settings polyflight applies to its contexts, as `UCX_*` environment variables, minus
 /// those the user has set (in any of their spellings) — for running UCX's own tools
-/// (`ucx_perftest`) under the configuration polyflight's endpoints get. Empty when `UCX_TLS`
-/// leaves shared memory out, as the context then applies none.
+/// (`ucx_perftest`) under the configuration polyflight's endpoints get.
 pub fn context_defaults() -> Vec<(String, String)> {
-    if !shared_memory_enabled() {
-        return Vec::new();
-    }
     DEFAULTS
         .iter()
-        .filter(|(name, _, user_vars)| applies(name, user_vars))
-        .filter_map(|(_, value, user_vars)| {
+        .filter(|(_, _, user_vars, when)| applies(*when, user_vars))
+        .filter_map(|(_, value, user_vars, _)| {
             Some((user_vars.first()?.to_string(), (*value).to_string()))
         })
         .collect()
@@ -196,11 +230,8 @@ fn shared_memory_enabled() -> bool {
 }
 
 fn apply_defaults(api: &Api, config: *mut ucp_config_t) {
-    if !shared_memory_enabled() {
-        return;
-    }
-    for (name, value, user_vars) in DEFAULTS {
-        if !applies(name, user_vars) {
+    for (name, value, user_vars, when) in DEFAULTS {
+        if !applies(*when, user_vars) {
             continue;
         }
         let (Ok(c_name), Ok(c_value)) = (CString::new(*name), CString::new(*value)) else {
