@@ -176,14 +176,13 @@ async fn a_killed_client_frees_its_call_and_leaves_no_partial_flight() {
 /// Starts a `memory_server` process listening on `uri` and connects a client to it; returns the
 /// process, the URI it listens on, and the client.
 async fn server_process_and_client(setup: &Setup, uri: &str) -> (Reaped, String, FlightClient) {
-    let server = server_process(setup, uri);
-    let line = server.1;
+    let (server, line) = server_process(setup, uri);
     let uri = line.trim_start_matches("listening on ").to_string();
     let client =
         FlightClient::connect_with_options(registry(), &uri, setup.endpoint.connect.clone())
             .await
             .expect("client connects");
-    (server.0, uri, client)
+    (server, uri, client)
 }
 
 /// Starts a `memory_server` process listening on `uri` (with the set-up's certificates).

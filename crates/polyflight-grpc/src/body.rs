@@ -4,7 +4,7 @@
 //! explicit state machine. What a body is for is an enum ([`Role`], [`Direction`]), not a flag.
 
 use crate::budget::StreamBudget;
-pub(crate) use crate::tail::RequestTail;
+use crate::tail::RequestTail;
 use crate::wire::{self, MessageDecoder, SegmentedBuf};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;

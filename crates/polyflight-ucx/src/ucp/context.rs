@@ -123,11 +123,11 @@ impl Context {
 /// claims it only when told to (`UCX_CMA_MEMORY_INVALIDATE`; `ucp_config_modify` takes the
 /// domain's own field name, which no other memory domain of UCX 1.12 has). With it, a contiguous
 /// body crosses to another process on the host as one `process_vm_readv` by the receiver,
-/// straight from the sender's buffer, instead of 8 KiB pieces copied through the shared memory FIFO: DoExchange of
-/// 16 MiB echoed bodies with 4 streams went from 1.6 to 2.6–2.8 GB/s. Under `get_zcopy` the
-/// peer only ever reads our buffers, never writes into them, so a peer that is still reading
-/// after a failure can corrupt nothing of ours; that is why it is applied only while the scheme
-/// is `get_zcopy` (see [`When::SharedMemoryGetZcopy`]).
+/// straight from the sender's buffer, instead of 8 KiB pieces copied through the shared memory
+/// FIFO: DoExchange of 16 MiB echoed bodies with 4 streams went from 1.6 to 2.6–2.8 GB/s. Under
+/// `get_zcopy` the peer only ever reads our buffers, never writes into them, so a peer that is
+/// still reading after a failure can corrupt nothing of ours; that is why it is applied only
+/// while the scheme is `get_zcopy` (see [`When::SharedMemoryGetZcopy`]).
 ///
 /// Address reuse for listeners: a server restarted on its port while connections of the old
 /// process linger (a crash with clients connected leaves them in TIME_WAIT for a minute) could
