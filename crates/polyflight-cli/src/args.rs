@@ -156,7 +156,7 @@ pub struct ServeArgs {
     /// How the dataset service reads files.
     #[arg(long, value_enum, default_value = "auto", help_heading = "Dataset")]
     pub io: IoChoice,
-    /// Bytes the dataset service reads ahead of a DoGet stream (e.g. 8MiB).
+    /// Bytes the dataset service reads ahead of its DoGet streams, all of them together (e.g. 8MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help_heading = "Dataset")]
     pub read_ahead: Option<usize>,
     /// Split each file into endpoints of at most this many rows.

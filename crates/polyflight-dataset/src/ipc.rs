@@ -19,7 +19,7 @@
 //! flatbuffers with arrow-ipc's verifier, message kinds and body lengths against the footer. A
 //! corrupt file is an INTERNAL error naming the file and the problem.
 
-use crate::io::{IoFile, ReadAhead, ReadRange};
+use crate::io::{Io, IoFile, ReadRange};
 use arrow_ipc::{MessageHeader, MetadataVersion};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
@@ -606,14 +606,13 @@ fn flight_data(bytes: Bytes, block: &Block, expect: Expect, shown: &str) -> Resu
 }
 
 /// The DoGet stream of batches `start..end` (a stream: all of it): the schema, the
-/// dictionaries, the batches, read with `read_ahead` bytes of read-ahead. Ends after the first
-/// error.
+/// dictionaries, the batches, read ahead within `io`'s budget. Ends after the first error.
 pub(crate) fn stream_part(
     index: &IpcIndex,
     file: IoFile,
     start: usize,
     end: usize,
-    read_ahead: usize,
+    io: &Io,
 ) -> FlightStream<FlightData> {
     let mut blocks: Vec<(Block, Expect)> = Vec::new();
     let first = match &index.schema_message {
@@ -636,7 +635,7 @@ pub(crate) fn stream_part(
     }
     let shown = file.shown().to_string();
     let ranges = blocks.iter().map(|(block, _)| block.range()).collect();
-    let reads = ReadAhead::new(file, ranges, read_ahead);
+    let reads = io.read_ahead(file, ranges);
     let messages = reads
         .zip(futures::stream::iter(blocks))
         .map(move |(read, (block, expect))| {
@@ -679,7 +678,11 @@ mod tests {
             .collect()
     }
 
-    async fn indexed(dir: &std::path::Path, batches: &[RecordBatch]) -> (IoFile, IpcIndex) {
+    async fn indexed(
+        dir: &std::path::Path,
+        batches: &[RecordBatch],
+        read_ahead: usize,
+    ) -> (Io, IoFile, IpcIndex) {
         let path = dir.join("t.arrow");
         let file = std::fs::File::create(&path).unwrap();
         let mut writer =
@@ -688,10 +691,10 @@ mod tests {
             writer.write(batch).unwrap();
         }
         writer.finish().unwrap();
-        let io = Io::start(IoMode::Plain, 1).unwrap();
+        let io = Io::start(IoMode::Plain, 1, read_ahead).unwrap();
         let file = io.open(&path, "t.arrow").await.unwrap();
         let index = index_file(&file).await.unwrap();
-        (file, index)
+        (io, file, index)
     }
 
     async fn decode(stream: FlightStream<FlightData>) -> Vec<RecordBatch> {
@@ -713,18 +716,18 @@ mod tests {
     async fn parts_and_both_schema_messages() {
         let dir = tempfile::tempdir().unwrap();
         let batches = batches();
-        let (file, mut index) = indexed(dir.path(), &batches).await;
+        let (io, file, mut index) = indexed(dir.path(), &batches, 1000).await;
         assert!(matches!(index.schema_message, SchemaMessage::Encoded(_)));
         assert_eq!(index.batch_count(), 4);
         assert_eq!(index.dictionaries.len(), 1);
 
         // A part in the middle still gets the dictionary.
-        let got = decode(stream_part(&index, file.clone(), 1, 3, 1000)).await;
+        let got = decode(stream_part(&index, file.clone(), 1, 3, &io)).await;
         assert_eq!(got, batches[1..3]);
 
         // The file's own Schema message serves the same.
         index.schema_message = SchemaMessage::Stored(leading_schema(&file).await.unwrap());
-        let got = decode(stream_part(&index, file, 0, 4, 1 << 20)).await;
+        let got = decode(stream_part(&index, file, 0, 4, &io)).await;
         assert_eq!(got, batches);
     }
 

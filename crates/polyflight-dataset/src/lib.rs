@@ -59,7 +59,8 @@
 //! re-encoded: the Schema message (encoded from the footer's schema by polyflight's codec),
 //! every dictionary batch of the file (each part needs them), then the part's record batches.
 //! Each block is read whole with its body 64-byte aligned, so a polyflight client decodes it
-//! without a copy; up to [`DatasetOptions::read_ahead`] bytes are read ahead of the transport.
+//! without a copy; up to [`DatasetOptions::read_ahead`] bytes are read ahead of the transport,
+//! by all DoGet streams together, into read buffers that are used again once sent.
 //! A Parquet part is decoded row group by row group into batches of
 //! [`DatasetOptions::parquet_batch_rows`] rows, which polyflight's encoder sends. Everything
 //! read from a file is validated first (lengths against the file size, flatbuffers with
@@ -120,5 +121,5 @@ mod writeback;
 
 pub use io::{IoBackend, IoMode};
 pub use paths::overwrite_descriptor;
-pub use service::{DatasetOptions, DatasetService};
+pub use service::{DatasetOptions, DatasetService, ReadAheadStats};
 pub use writeback::Writeback;

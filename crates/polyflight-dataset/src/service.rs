@@ -22,8 +22,10 @@ const LIST_CONCURRENCY: usize = 4;
 pub struct DatasetOptions {
     /// The I/O backend. Default [`IoMode::Auto`].
     pub io: IoMode,
-    /// Bytes of file data each DoGet of an IPC file keeps reading ahead of what it has sent.
-    /// Default 16 MiB.
+    /// Bytes of file data the DoGet streams of IPC files read ahead of what they have sent, all
+    /// of them together, so the memory read-ahead takes does not grow with the number of
+    /// streams; each stream always has one block under way. Idle read buffers kept for later
+    /// reads are bounded by the same figure. Default 16 MiB.
     pub read_ahead: usize,
     /// Split IPC files into endpoints of about this many rows (whole record batches), and group
     /// Parquet row groups to about this many rows per endpoint. Default `None`: IPC files split
@@ -42,6 +44,18 @@ pub struct DatasetOptions {
     /// removed, so a stalled client does not hold a file open for ever. Default 5 minutes;
     /// `None` waits as long as the connection lives.
     pub put_idle_timeout: Option<std::time::Duration>,
+}
+
+/// Read-ahead of a [`DatasetService`] ([`DatasetService::read_ahead_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAheadStats {
+    /// Bytes being read or read and not yet sent, by all DoGet streams.
+    pub in_use: usize,
+    /// The most `in_use` has been. It passes `limit` only by the one block each stream may
+    /// always have under way.
+    pub peak: usize,
+    /// [`DatasetOptions::read_ahead`].
+    pub limit: usize,
 }
 
 impl Default for DatasetOptions {
@@ -111,7 +125,7 @@ impl DatasetService {
                 root.display()
             )));
         }
-        let io = Io::start(options.io, options.io_threads)?;
+        let io = Io::start(options.io, options.io_threads, options.read_ahead)?;
         Ok(DatasetService {
             inner: Arc::new(Inner {
                 root: canonical,
@@ -125,6 +139,16 @@ impl DatasetService {
     /// The I/O backend in use.
     pub fn io_backend(&self) -> IoBackend {
         self.inner.io.backend()
+    }
+
+    /// How much file data the DoGet streams hold read ahead, now and at most so far.
+    pub fn read_ahead_stats(&self) -> ReadAheadStats {
+        let budget = self.inner.io.budget();
+        ReadAheadStats {
+            in_use: budget.used(),
+            peak: budget.peak(),
+            limit: budget.limit(),
+        }
     }
 
     /// The dataset's root directory (canonical).
@@ -279,7 +303,7 @@ impl FlightService for DatasetService {
                 opened.file,
                 ticket.start,
                 ticket.end,
-                options.read_ahead,
+                &self.inner.io,
             )),
             FileIndex::Parquet(index) => crate::parquet::stream_part(
                 index,

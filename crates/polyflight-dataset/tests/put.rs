@@ -32,16 +32,6 @@ fn path(components: &[&str]) -> FlightDescriptor {
 }
 
 /// Waits up to five seconds for `done` to hold.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..250 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{what} did not happen within 5 s");
-}
-
 fn visible_files(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root)
         .unwrap()

@@ -210,3 +210,92 @@ async fn endpoints_by_rows() {
     assert_eq!(read_all(&client, &["c.parquet"]).await.0.endpoint.len(), 8);
     server.shutdown().await.unwrap();
 }
+
+/// Many DoGets of one file at once hold no more read-ahead than the service's budget (plus the
+/// one block each stream may always have under way), get their data whole, and give the budget
+/// back when they end, read to the end or dropped half-way.
+async fn readers_share_the_read_ahead(uri: &str, io: IoMode) {
+    const BATCHES: usize = 40;
+    const READERS: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let batches = sample_batches(BATCHES, 2000);
+    write_ipc_file(&dir.path().join("a.arrow"), &batches);
+    let file_len = std::fs::metadata(dir.path().join("a.arrow")).unwrap().len() as usize;
+    // Blocks of nearly equal size: none is larger than a quarter over the average.
+    let largest_block = file_len / BATCHES * 5 / 4;
+    let limit = 3 * largest_block;
+    let options = DatasetOptions {
+        io,
+        read_ahead: limit,
+        // The file whole in one endpoint, ten times the budget and more.
+        endpoint_bytes: u64::MAX,
+        ..DatasetOptions::default()
+    };
+    assert!(file_len > 10 * limit);
+    let service = DatasetService::new(dir.path(), options).unwrap();
+    let server = polyflight::server(service.clone())
+        .listen(uri)
+        .start()
+        .await
+        .unwrap();
+    let client = polyflight::connect(server.location().uri()).await.unwrap();
+    let info = client
+        .get_flight_info(FlightDescriptor::new_path(["a.arrow"]))
+        .await
+        .unwrap();
+    assert_eq!(info.endpoint.len(), 1);
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+
+    let schema = sample_schema();
+    let expected = concat(&schema, &batches);
+    let reads = (0..READERS).map(|_| {
+        let client = client.clone();
+        let ticket = ticket.clone();
+        async move {
+            let got: Vec<_> = client
+                .do_get(ticket)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            got
+        }
+    });
+    for got in futures::future::join_all(reads).await {
+        assert_eq!(concat(&schema, &got), expected);
+    }
+    let stats = service.read_ahead_stats();
+    assert_eq!(stats.limit, limit);
+    assert!(
+        stats.peak <= limit + READERS * largest_block,
+        "{READERS} readers held {} bytes read ahead; the budget is {limit}, blocks up to \
+         {largest_block}",
+        stats.peak
+    );
+    eventually("the budget is given back", || {
+        service.read_ahead_stats().in_use == 0
+    })
+    .await;
+
+    // A read dropped after its first batch gives its share back too.
+    let mut partial = client.do_get(ticket.clone()).await.unwrap();
+    assert!(partial.try_next().await.unwrap().is_some());
+    drop(partial);
+    eventually("a dropped read gives its share back", || {
+        service.read_ahead_stats().in_use == 0
+    })
+    .await;
+
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_readers_share_the_read_ahead() {
+    readers_share_the_read_ahead("grpc://127.0.0.1:0", IoMode::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ucx_readers_share_the_read_ahead() {
+    readers_share_the_read_ahead("ucx://127.0.0.1:0", IoMode::Plain).await;
+}

@@ -5,7 +5,8 @@
 //! `Bytes`. A caller says which byte of the range must be aligned (`align_at`): an IPC block is
 //! read whole, metadata and body, with the body's first byte aligned, so a polyflight client
 //! (and arrow's reader) builds arrays over it without another copy. [`ReadAhead`] streams a list
-//! of ranges with at most `read_ahead` bytes read but not yet consumed.
+//! of ranges, keeping reads under way ahead of the consumer within a [`ReadBudget`] that all
+//! streams of one [`Io`] share.
 //!
 //! The backends:
 //! - `Plain` ([`plain`]): `pread(2)` on tokio's blocking thread pool, one task per read;
@@ -22,16 +23,19 @@
 #[cfg(unix)]
 mod mmap;
 mod plain;
+mod pool;
 #[cfg(target_os = "linux")]
 mod uring;
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
-use polyflight_core::{AlignedBuf, FlightError, Result, BUFFER_ALIGNMENT};
+use polyflight_core::{FlightError, Result, BUFFER_ALIGNMENT};
+use pool::{BufferPool, PooledBuf};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -104,6 +108,8 @@ impl std::fmt::Display for IoBackend {
 pub(crate) struct Io {
     backend: Backend,
     report: IoBackend,
+    pool: Arc<BufferPool>,
+    budget: Arc<ReadBudget>,
 }
 
 #[derive(Clone)]
@@ -116,11 +122,18 @@ enum Backend {
 }
 
 impl Io {
-    /// Starts the backend `mode` asks for; `threads` is the number of io_uring threads.
-    pub(crate) fn start(mode: IoMode, threads: usize) -> Result<Io> {
+    /// Starts the backend `mode` asks for; `threads` is the number of io_uring threads. The
+    /// [`ReadAhead`] streams of this `Io` together read at most `read_ahead` bytes ahead (see
+    /// [`ReadBudget`]), and the copying backends keep at most that much of idle read buffers
+    /// for later reads.
+    pub(crate) fn start(mode: IoMode, threads: usize, read_ahead: usize) -> Result<Io> {
+        let pool = BufferPool::new(read_ahead);
+        let budget = Arc::new(ReadBudget::new(read_ahead));
         let plain = |reason| Io {
             backend: Backend::Plain,
             report: IoBackend::Plain { reason },
+            pool: Arc::clone(&pool),
+            budget: Arc::clone(&budget),
         };
         match mode {
             IoMode::Plain => Ok(plain(None)),
@@ -128,15 +141,17 @@ impl Io {
             IoMode::Mmap => Ok(Io {
                 backend: Backend::Mmap,
                 report: IoBackend::Mmap,
+                pool: Arc::clone(&pool),
+                budget: Arc::clone(&budget),
             }),
             #[cfg(not(unix))]
             IoMode::Mmap => Err(FlightError::unavailable(
                 "memory-mapped file I/O is available on Unix only",
             )),
-            IoMode::Uring => Self::start_uring(threads).map_err(|reason| {
+            IoMode::Uring => Self::start_uring(threads, &pool, &budget).map_err(|reason| {
                 FlightError::unavailable(format!("io_uring is not available: {reason}"))
             }),
-            IoMode::Auto => match Self::start_uring(threads) {
+            IoMode::Auto => match Self::start_uring(threads, &pool, &budget) {
                 Ok(io) => Ok(io),
                 Err(reason) => {
                     tracing::info!(%reason, "io_uring is not available; using plain file I/O");
@@ -147,22 +162,42 @@ impl Io {
     }
 
     #[cfg(target_os = "linux")]
-    fn start_uring(threads: usize) -> std::result::Result<Io, String> {
-        let pool = uring::UringPool::start(threads.max(1))?;
+    fn start_uring(
+        threads: usize,
+        pool: &Arc<BufferPool>,
+        budget: &Arc<ReadBudget>,
+    ) -> std::result::Result<Io, String> {
+        let rings = uring::UringPool::start(threads.max(1))?;
         Ok(Io {
-            backend: Backend::Uring(Arc::new(pool)),
+            backend: Backend::Uring(Arc::new(rings)),
             report: IoBackend::Uring,
+            pool: Arc::clone(pool),
+            budget: Arc::clone(budget),
         })
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn start_uring(_threads: usize) -> std::result::Result<Io, String> {
+    fn start_uring(
+        _threads: usize,
+        _pool: &Arc<BufferPool>,
+        _budget: &Arc<ReadBudget>,
+    ) -> std::result::Result<Io, String> {
         Err("io_uring exists only on Linux".to_string())
     }
 
     /// Which backend this is.
     pub(crate) fn backend(&self) -> IoBackend {
         self.report.clone()
+    }
+
+    /// The read-ahead budget shared by this `Io`'s [`ReadAhead`] streams.
+    pub(crate) fn budget(&self) -> &ReadBudget {
+        &self.budget
+    }
+
+    /// Reads `ranges` of `file` in order, within this `Io`'s read-ahead budget.
+    pub(crate) fn read_ahead(&self, file: IoFile, ranges: Vec<ReadRange>) -> ReadAhead {
+        ReadAhead::new(file, ranges, Arc::clone(&self.budget))
     }
 
     /// Opens `path` for reading. `shown` names the file in error messages.
@@ -182,6 +217,7 @@ impl Io {
                 metadata,
                 shown: shown.to_string(),
                 handle,
+                pool: Arc::clone(&self.pool),
             }),
         })
     }
@@ -228,6 +264,7 @@ struct FileInner {
     metadata: std::fs::Metadata,
     shown: String,
     handle: Handle,
+    pool: Arc<BufferPool>,
 }
 
 enum Handle {
@@ -286,7 +323,13 @@ impl IoFile {
             Handle::Mmap(_) => mmap::read_at(self.clone(), offset, len),
             #[cfg(target_os = "linux")]
             Handle::Uring(file) => {
-                let read = file.read_at(offset, len, align_at, self.inner.shown.clone());
+                let read = file.read_at(
+                    offset,
+                    len,
+                    align_at,
+                    self.inner.shown.clone(),
+                    Arc::clone(&self.inner.pool),
+                );
                 // The file stays registered with its ring thread until the read is answered.
                 let keep = self.clone();
                 Box::pin(async move {
@@ -310,10 +353,10 @@ impl IoFile {
     }
 }
 
-/// A read's destination: an aligned allocation with `pad` leading zero bytes, so that byte
-/// `align_at` of the `len` bytes read lands on a 64-byte boundary.
+/// A read's destination: an aligned buffer (from the file's [`BufferPool`]) with `pad` leading
+/// zero bytes, so that byte `align_at` of the `len` bytes read lands on a 64-byte boundary.
 pub(crate) struct ReadBuf {
-    buf: AlignedBuf,
+    buf: PooledBuf,
     pad: usize,
     len: usize,
     filled: usize,
@@ -321,12 +364,12 @@ pub(crate) struct ReadBuf {
 
 impl ReadBuf {
     /// A buffer for `len` bytes whose byte `align_at` will be aligned.
-    pub(crate) fn new(len: usize, align_at: usize) -> Result<ReadBuf> {
+    pub(crate) fn new(pool: &Arc<BufferPool>, len: usize, align_at: usize) -> Result<ReadBuf> {
         let pad = (BUFFER_ALIGNMENT - align_at % BUFFER_ALIGNMENT) % BUFFER_ALIGNMENT;
         let total = len
             .checked_add(pad)
             .ok_or_else(|| FlightError::internal(format!("a read of {len} bytes is too large")))?;
-        let mut buf = AlignedBuf::with_capacity(total)?;
+        let mut buf = pool.take(total)?;
         // SAFETY: the allocation holds `total >= pad` bytes.
         unsafe { std::ptr::write_bytes(buf.as_mut_ptr(), 0, pad) };
         Ok(ReadBuf {
@@ -363,7 +406,7 @@ impl ReadBuf {
     /// [`ReadBuf::start_ptr`] for readers.
     #[cfg(target_os = "linux")]
     pub(crate) fn start_const_ptr(&self) -> *const u8 {
-        self.buf.as_ref().as_ptr().wrapping_add(self.pad)
+        self.buf.as_ptr().wrapping_add(self.pad)
     }
 
     /// The range's length.
@@ -417,45 +460,102 @@ pub(crate) struct ReadRange {
     pub align_at: usize,
 }
 
-/// Reads a list of ranges in order, keeping reads under way ahead of the consumer: at most
-/// `budget` bytes are being read or waiting to be taken (one range larger than the budget is
-/// read alone). Ends after the first error.
+/// Bytes that the [`ReadAhead`] streams of one [`Io`] may have read, or be reading, ahead of
+/// their consumers, all together: the memory the service spends on read-ahead does not grow with
+/// the number of streams. A stream may always have one range under way, whatever the others
+/// hold, so every stream progresses; beyond that it reads ahead only while the shared total
+/// stays within the limit. Streams that check at the same moment can each pass it by one range.
+pub(crate) struct ReadBudget {
+    limit: usize,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl ReadBudget {
+    /// A budget of `limit` bytes (at least one).
+    pub(crate) fn new(limit: usize) -> ReadBudget {
+        ReadBudget {
+            limit: limit.max(1),
+            used: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes in use.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes in use at once so far.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes `len` bytes if they fit, or unconditionally when `must`.
+    fn take(&self, len: usize, must: bool) -> bool {
+        let used = self.used.load(Ordering::Relaxed);
+        if !must && used.saturating_add(len) > self.limit {
+            return false;
+        }
+        let now = self
+            .used
+            .fetch_add(len, Ordering::Relaxed)
+            .saturating_add(len);
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        true
+    }
+
+    fn give_back(&self, len: usize) {
+        self.used.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// Reads a list of ranges in order, keeping reads under way ahead of the consumer as far as its
+/// [`ReadBudget`] allows (always at least one). Ends after the first error.
 pub(crate) struct ReadAhead {
     file: IoFile,
     pending: VecDeque<ReadRange>,
     in_flight: FuturesOrdered<futures::future::BoxFuture<'static, Result<Bytes>>>,
     in_flight_lens: VecDeque<usize>,
-    in_flight_bytes: usize,
-    budget: usize,
+    budget: Arc<ReadBudget>,
     done: bool,
 }
 
 impl ReadAhead {
-    /// Reads `ranges` of `file` with `budget` bytes of read-ahead.
-    pub(crate) fn new(file: IoFile, ranges: Vec<ReadRange>, budget: usize) -> ReadAhead {
+    /// Reads `ranges` of `file` within `budget`.
+    pub(crate) fn new(file: IoFile, ranges: Vec<ReadRange>, budget: Arc<ReadBudget>) -> ReadAhead {
         ReadAhead {
             file,
             pending: ranges.into(),
             in_flight: FuturesOrdered::new(),
             in_flight_lens: VecDeque::new(),
-            in_flight_bytes: 0,
-            budget: budget.max(1),
+            budget,
             done: false,
         }
     }
 
     fn issue(&mut self) {
         while let Some(range) = self.pending.front().copied() {
-            let fits = self.in_flight_bytes.saturating_add(range.len) <= self.budget;
-            if !fits && !self.in_flight_lens.is_empty() {
+            if !self.budget.take(range.len, self.in_flight_lens.is_empty()) {
                 break;
             }
             self.pending.pop_front();
             self.in_flight
                 .push_back(self.file.read_at(range.offset, range.len, range.align_at));
             self.in_flight_lens.push_back(range.len);
-            self.in_flight_bytes = self.in_flight_bytes.saturating_add(range.len);
         }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Reads abandoned under way or never taken no longer count against the budget.
+        self.budget.give_back(self.in_flight_lens.iter().sum());
     }
 }
 
@@ -475,7 +575,7 @@ impl Stream for ReadAhead {
             }
             Poll::Ready(Some(result)) => {
                 let len = self.in_flight_lens.pop_front().unwrap_or(0);
-                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(len);
+                self.budget.give_back(len);
                 if result.is_err() {
                     self.done = true;
                 } else {
@@ -532,10 +632,12 @@ mod tests {
                 align_at: (i % 70) as usize,
             })
             .collect();
-        let chunks: Vec<Bytes> = ReadAhead::new(file.clone(), ranges.clone(), 10_000)
+        let budget = Arc::new(ReadBudget::new(10_000));
+        let chunks: Vec<Bytes> = ReadAhead::new(file.clone(), ranges.clone(), Arc::clone(&budget))
             .try_collect()
             .await
             .unwrap();
+        assert_eq!(budget.used(), 0);
         for (range, chunk) in ranges.iter().zip(&chunks) {
             let start = range.offset as usize;
             assert_eq!(&chunk[..], &data[start..start + range.len]);
@@ -565,8 +667,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn streams_share_one_read_ahead_budget() {
+        let (_dir, path, data) = sample_file(300_000);
+        let io = Io::start(IoMode::Plain, 1, 10_000).unwrap();
+        let file = io.open(&path, "data.bin").await.unwrap();
+        let ranges: Vec<ReadRange> = (0..100)
+            .map(|i| ReadRange {
+                offset: i * 2999,
+                len: 2999,
+                align_at: 0,
+            })
+            .collect();
+        let mut first = io.read_ahead(file.clone(), ranges.clone());
+        let mut second = io.read_ahead(file.clone(), ranges.clone());
+        assert_eq!(&first.next().await.unwrap().unwrap()[..], &data[..2999]);
+        // The first stream read ahead as far as the budget goes...
+        let after_first = io.budget.used();
+        assert!(after_first > 2999 && after_first <= 10_000, "{after_first}");
+        // ...and the second still reads, one range at a time while the first holds the rest.
+        assert_eq!(&second.next().await.unwrap().unwrap()[..], &data[..2999]);
+        assert!(io.budget.used() <= 10_000 + 2999, "{}", io.budget.used());
+        // A stream dropped half-way gives its share back.
+        drop(first);
+        assert!(io.budget.used() <= 2 * 2999, "{}", io.budget.used());
+        let rest: Vec<Bytes> = second.try_collect().await.unwrap();
+        assert_eq!(rest.len(), 99);
+        assert_eq!(&rest[98][..], &data[99 * 2999..100 * 2999]);
+        assert_eq!(io.budget.used(), 0);
+    }
+
+    #[tokio::test]
     async fn plain_backend_reads_ranges() {
-        let io = Io::start(IoMode::Plain, 1).unwrap();
+        let io = Io::start(IoMode::Plain, 1, 1 << 20).unwrap();
         assert_eq!(io.backend(), IoBackend::Plain { reason: None });
         exercise(io).await;
     }
@@ -574,14 +706,14 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn mmap_backend_reads_ranges() {
-        let io = Io::start(IoMode::Mmap, 1).unwrap();
+        let io = Io::start(IoMode::Mmap, 1, 1 << 20).unwrap();
         assert_eq!(io.backend(), IoBackend::Mmap);
         exercise(io).await;
     }
 
     #[tokio::test]
     async fn uring_backend_reads_ranges() {
-        match Io::start(IoMode::Uring, 2) {
+        match Io::start(IoMode::Uring, 2, 1 << 20) {
             Ok(io) => {
                 assert!(io.backend().is_uring());
                 exercise(io).await;
@@ -592,7 +724,7 @@ mod tests {
                     "SKIPPED: io_uring backend test, io_uring is unavailable here: {err}"
                 );
                 // Auto falls back and says why.
-                let auto = Io::start(IoMode::Auto, 1).unwrap();
+                let auto = Io::start(IoMode::Auto, 1, 1 << 20).unwrap();
                 assert!(auto.backend().reason().is_some());
             }
         }

@@ -30,7 +30,7 @@ fn pread_exact(file: &IoFile, offset: u64, len: usize, align_at: usize) -> Resul
         .std_file()
         .ok_or_else(|| FlightError::internal("a plain read of a file opened by another backend"))?;
     let fd = std_file.as_raw_fd();
-    let mut buf = ReadBuf::new(len, align_at)?;
+    let mut buf = ReadBuf::new(&file.inner.pool, len, align_at)?;
     while buf.remaining() > 0 {
         let at = offset + buf.filled() as u64;
         let at = libc::off_t::try_from(at).map_err(|_| {

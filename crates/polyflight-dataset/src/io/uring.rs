@@ -11,6 +11,7 @@
 //! seccomp policy that forbids it, is found at once and reported as the reason to fall back.
 
 use super::plain::unexpected_eof;
+use super::pool::BufferPool;
 use super::ReadBuf;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -37,6 +38,7 @@ enum Request {
         len: usize,
         align_at: usize,
         shown: String,
+        pool: Arc<BufferPool>,
         reply: oneshot::Sender<Result<Bytes>>,
     },
 }
@@ -116,6 +118,7 @@ impl UringFile {
         len: usize,
         align_at: usize,
         shown: String,
+        pool: Arc<BufferPool>,
     ) -> BoxFuture<'static, Result<Bytes>> {
         let (reply, answer) = oneshot::channel();
         let request = Request::Read {
@@ -124,6 +127,7 @@ impl UringFile {
             len,
             align_at,
             shown,
+            pool,
             reply,
         };
         // Queue the read now when there is room, so it starts before the future is polled.
@@ -227,11 +231,13 @@ async fn serve(mut requests: mpsc::Receiver<Request>, mut closes: mpsc::Unbounde
                         files.insert(id, Rc::new(tokio_uring::fs::File::from_std(file)));
                     }
                 }
-                Some(Request::Read { id, offset, len, align_at, shown, reply }) => {
+                Some(Request::Read { id, offset, len, align_at, shown, pool, reply }) => {
                     let file = files.get(&id).cloned();
                     reads.spawn_local(async move {
                         let result = match file {
-                            Some(file) => read_exact(&file, offset, len, align_at, &shown).await,
+                            Some(file) => {
+                                read_exact(&file, &pool, offset, len, align_at, &shown).await
+                            }
                             None => Err(FlightError::internal(format!(
                                 "{shown}: read of a file that was closed"
                             ))),
@@ -248,13 +254,14 @@ async fn serve(mut requests: mpsc::Receiver<Request>, mut closes: mpsc::Unbounde
 
 async fn read_exact(
     file: &tokio_uring::fs::File,
+    pool: &Arc<BufferPool>,
     offset: u64,
     len: usize,
     align_at: usize,
     shown: &str,
 ) -> Result<Bytes> {
     use tokio_uring::buf::BoundedBuf;
-    let mut buf = RingBuf(ReadBuf::new(len, align_at)?);
+    let mut buf = RingBuf(ReadBuf::new(pool, len, align_at)?);
     while buf.0.remaining() > 0 {
         let filled = buf.0.filled();
         let (result, slice) = file

@@ -248,3 +248,14 @@ pub fn python() -> Option<PathBuf> {
         ))
     }
 }
+
+/// Waits up to 5 s for `done`.
+pub async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..250 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within 5 s");
+}
