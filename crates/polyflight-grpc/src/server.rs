@@ -493,8 +493,22 @@ async fn handle(
         let (message, tail) = crate::tail::split(requests);
         (message.boxed(), Some(tail))
     };
-    match handler.call(call, requests).await {
-        Ok(response) => {
+    let response = handler.call(call, requests).await.and_then(|response| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        match wire::headers_to_http(&response.headers, &mut headers) {
+            Ok(()) => Ok((response, headers)),
+            Err(err) => Err(FlightError::internal(format!(
+                "the service set an invalid response header: {}",
+                err.message()
+            ))),
+        }
+    });
+    match response {
+        Ok((response, headers)) => {
             let mut body = EncodeBody::new(
                 response.body,
                 Role::Server {
@@ -506,19 +520,11 @@ async fn handle(
                 body = body.after_request(tail);
             }
             let mut http_response = Response::new(body);
-            let headers = http_response.headers_mut();
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/grpc"),
-            );
-            if let Err(err) = wire::headers_to_http(&response.headers, headers) {
-                return trailers_only(FlightError::internal(format!(
-                    "the service set an invalid response header: {}",
-                    err.message()
-                )));
-            }
+            *http_response.headers_mut() = headers;
             http_response
         }
+        // Answered from the headers alone, and only once the request has ended (or the wait
+        // is over), like a response that ends with its trailers.
         Err(err) => {
             if let Some(tail) = request_tail.as_mut() {
                 tail.end().await;

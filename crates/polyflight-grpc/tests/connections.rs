@@ -23,6 +23,16 @@ impl FlightService for Echo {
     ) -> Result<FlightStream<polyflight_core::proto::ActionType>> {
         Ok(futures::stream::empty().boxed())
     }
+
+    /// Answers with a response header that HTTP/2 cannot carry.
+    async fn list_flights(
+        &self,
+        ctx: CallContext,
+        _criteria: polyflight_core::proto::Criteria,
+    ) -> Result<FlightStream<polyflight_core::proto::FlightInfo>> {
+        ctx.append_response_header("x-broken", "two\nlines");
+        Ok(futures::stream::empty().boxed())
+    }
 }
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -474,6 +484,64 @@ async fn request_ends_that_follow_the_response_cost_no_connection() {
     }
     drop(stream);
     call_works(&addr).await;
+    server.shutdown().await.unwrap();
+}
+
+/// A call the server fails before its response begins (here: the service set a header HTTP/2
+/// cannot carry) is answered only once the request has ended, so the stream closes on both
+/// sides without a reset, as for a call that succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_response_header_waits_for_the_request_end() {
+    let (server, addr) = start(ListenOptions::default()).await;
+    let client = connect(&addr).await;
+    let err = client.list_flights("").await.err().expect("an error");
+    assert_eq!(err.code(), polyflight_core::FlightCode::Internal, "{err}");
+    assert!(err.message().contains("invalid response header"), "{err}");
+
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    let block = header_block(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/arrow.flight.protocol.FlightService/ListFlights"),
+        (":authority", &addr),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]);
+    let mut request = frame(HEADERS, END_HEADERS, 1, &block);
+    request.extend(frame(DATA, 0, 1, &[0, 0, 0, 0, 0]));
+    stream.write_all(&request).await.unwrap();
+    // The request's end follows a little later, as from a client that sends it on its own.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    stream
+        .write_all(&frame(DATA, END_STREAM, 1, &[]))
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut ended = false;
+    while Instant::now() < deadline {
+        let Ok(read) = tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await else {
+            break;
+        };
+        let n = read.unwrap();
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+        let (frames, _) = parse_frames(&received);
+        for f in &frames {
+            assert!(
+                !(f.kind == RST_STREAM && f.stream == 1),
+                "the stream was reset: the answer did not wait for the request's end"
+            );
+            ended |= f.kind == HEADERS && f.stream == 1 && f.flags & END_STREAM != 0;
+        }
+    }
+    assert!(ended, "the call was answered");
+    drop(stream);
     server.shutdown().await.unwrap();
 }
 
