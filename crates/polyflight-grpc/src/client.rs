@@ -14,6 +14,7 @@
 //! which the client keeps for that. A call the server may have acted on is never repeated.
 
 use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
+use crate::coalesce::Coalesced;
 use crate::server::BoxedIo;
 use crate::wire;
 use crate::{GrpcSettings, SERVICE_PATH};
@@ -103,12 +104,15 @@ impl GrpcClient {
             .max_frame_size(self.settings.max_frame_size)
             .max_send_buf_size(self.settings.max_send_buffer)
             .max_header_list_size(self.settings.max_header_list_size);
-        let (sender, connection) = builder.handshake(TokioIo::new(io)).await.map_err(|e| {
-            FlightError::unavailable(format!(
-                "HTTP/2 handshake with {} failed: {e}",
-                self.location
-            ))
-        })?;
+        let (sender, connection) = builder
+            .handshake(TokioIo::new(Coalesced::new(io)))
+            .await
+            .map_err(|e| {
+                FlightError::unavailable(format!(
+                    "HTTP/2 handshake with {} failed: {e}",
+                    self.location
+                ))
+            })?;
         let location = self.location.uri().to_string();
         tokio::spawn(async move {
             if let Err(err) = connection.await {

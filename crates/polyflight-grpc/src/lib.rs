@@ -12,6 +12,7 @@
 mod body;
 mod budget;
 mod client;
+mod coalesce;
 #[doc(hidden)]
 pub mod fuzzing;
 mod log;

@@ -5,6 +5,7 @@
 
 use crate::body::{DecodeBody, Direction, EncodeBody, Payload, Role};
 use crate::budget::{Pool, StreamBudget};
+use crate::coalesce::Coalesced;
 use crate::wire;
 use crate::{GrpcSettings, SERVICE_PATH};
 use async_trait::async_trait;
@@ -176,7 +177,7 @@ async fn serve_connection(
             }
         }
     });
-    let conn = http2_builder(&settings).serve_connection(TokioIo::new(io), service);
+    let conn = http2_builder(&settings).serve_connection(TokioIo::new(Coalesced::new(io)), service);
     let mut conn = std::pin::pin!(conn);
     let limits = settings.connections;
     let mut shutting_down = false;
