@@ -233,12 +233,7 @@ async fn readers_share_the_read_ahead(uri: &str, io: IoMode) {
     };
     assert!(file_len > 10 * limit);
     let service = DatasetService::new(dir.path(), options).unwrap();
-    let server = polyflight::server(service.clone())
-        .listen(uri)
-        .start()
-        .await
-        .unwrap();
-    let client = polyflight::connect(server.location().uri()).await.unwrap();
+    let (server, client) = serve_service(service.clone(), uri).await;
     let info = client
         .get_flight_info(FlightDescriptor::new_path(["a.arrow"]))
         .await

@@ -84,6 +84,21 @@ fn header_block(headers: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// The header block of a gRPC call of `method` (e.g. `ListActions`) to `addr`, then `extra`.
+fn call_header_block(addr: &str, method: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let path = format!("/arrow.flight.protocol.FlightService/{method}");
+    let mut headers = vec![
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path.as_str()),
+        (":authority", addr),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ];
+    headers.extend_from_slice(extra);
+    header_block(&headers)
+}
+
 async fn start(options: ListenOptions) -> (Server, String) {
     let server = ServerBuilder::new(Echo, Registry::new().with(GrpcTransport))
         .listen_with("grpc://127.0.0.1:0", options)
@@ -266,15 +281,7 @@ async fn headers_in_frames(addr: &str, padding: usize, frame_size: usize) -> Vec
     stream.write_all(PREFACE).await.unwrap();
     stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
     let big = "x".repeat(padding);
-    let block = header_block(&[
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", "/arrow.flight.protocol.FlightService/ListActions"),
-        (":authority", addr),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-        ("x-padding", &big),
-    ]);
+    let block = call_header_block(addr, "ListActions", &[("x-padding", &big)]);
     let chunks: Vec<&[u8]> = block.chunks(frame_size).collect();
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -430,14 +437,7 @@ async fn request_ends_that_follow_the_response_cost_no_connection() {
     stream.set_nodelay(true).unwrap();
     stream.write_all(PREFACE).await.unwrap();
     stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
-    let block = header_block(&[
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", "/arrow.flight.protocol.FlightService/ListActions"),
-        (":authority", &addr),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-    ]);
+    let block = call_header_block(&addr, "ListActions", &[]);
     let mut received = Vec::new();
     let mut parsed = 0;
     let mut buf = vec![0u8; 65536];
@@ -501,14 +501,7 @@ async fn an_invalid_response_header_waits_for_the_request_end() {
     let mut stream = TcpStream::connect(&addr).await.unwrap();
     stream.write_all(PREFACE).await.unwrap();
     stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
-    let block = header_block(&[
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", "/arrow.flight.protocol.FlightService/ListFlights"),
-        (":authority", &addr),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-    ]);
+    let block = call_header_block(&addr, "ListFlights", &[]);
     let mut request = frame(HEADERS, END_HEADERS, 1, &block);
     request.extend(frame(DATA, 0, 1, &[0, 0, 0, 0, 0]));
     stream.write_all(&request).await.unwrap();

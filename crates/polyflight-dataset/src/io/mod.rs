@@ -127,61 +127,47 @@ impl Io {
     /// [`ReadBudget`]), and the copying backends keep at most that much of idle read buffers
     /// for later reads.
     pub(crate) fn start(mode: IoMode, threads: usize, read_ahead: usize) -> Result<Io> {
-        let pool = BufferPool::new(read_ahead);
-        let budget = Arc::new(ReadBudget::new(read_ahead));
-        let plain = |reason| Io {
-            backend: Backend::Plain,
-            report: IoBackend::Plain { reason },
-            pool: Arc::clone(&pool),
-            budget: Arc::clone(&budget),
-        };
-        match mode {
-            IoMode::Plain => Ok(plain(None)),
+        let (backend, report) = match mode {
+            IoMode::Plain => (Backend::Plain, IoBackend::Plain { reason: None }),
             #[cfg(unix)]
-            IoMode::Mmap => Ok(Io {
-                backend: Backend::Mmap,
-                report: IoBackend::Mmap,
-                pool: Arc::clone(&pool),
-                budget: Arc::clone(&budget),
-            }),
+            IoMode::Mmap => (Backend::Mmap, IoBackend::Mmap),
             #[cfg(not(unix))]
-            IoMode::Mmap => Err(FlightError::unavailable(
-                "memory-mapped file I/O is available on Unix only",
-            )),
-            IoMode::Uring => Self::start_uring(threads, &pool, &budget).map_err(|reason| {
-                FlightError::unavailable(format!("io_uring is not available: {reason}"))
-            }),
-            IoMode::Auto => match Self::start_uring(threads, &pool, &budget) {
-                Ok(io) => Ok(io),
+            IoMode::Mmap => {
+                return Err(FlightError::unavailable(
+                    "memory-mapped file I/O is available on Unix only",
+                ))
+            }
+            IoMode::Uring => {
+                let rings = Self::start_uring(threads).map_err(|reason| {
+                    FlightError::unavailable(format!("io_uring is not available: {reason}"))
+                })?;
+                (rings, IoBackend::Uring)
+            }
+            IoMode::Auto => match Self::start_uring(threads) {
+                Ok(rings) => (rings, IoBackend::Uring),
                 Err(reason) => {
                     tracing::info!(%reason, "io_uring is not available; using plain file I/O");
-                    Ok(plain(Some(reason)))
+                    let reason = Some(reason);
+                    (Backend::Plain, IoBackend::Plain { reason })
                 }
             },
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    fn start_uring(
-        threads: usize,
-        pool: &Arc<BufferPool>,
-        budget: &Arc<ReadBudget>,
-    ) -> std::result::Result<Io, String> {
-        let rings = uring::UringPool::start(threads.max(1))?;
+        };
         Ok(Io {
-            backend: Backend::Uring(Arc::new(rings)),
-            report: IoBackend::Uring,
-            pool: Arc::clone(pool),
-            budget: Arc::clone(budget),
+            backend,
+            report,
+            pool: BufferPool::new(read_ahead),
+            budget: Arc::new(ReadBudget::new(read_ahead)),
         })
     }
 
+    #[cfg(target_os = "linux")]
+    fn start_uring(threads: usize) -> std::result::Result<Backend, String> {
+        let rings = uring::UringPool::start(threads.max(1))?;
+        Ok(Backend::Uring(Arc::new(rings)))
+    }
+
     #[cfg(not(target_os = "linux"))]
-    fn start_uring(
-        _threads: usize,
-        _pool: &Arc<BufferPool>,
-        _budget: &Arc<ReadBudget>,
-    ) -> std::result::Result<Io, String> {
+    fn start_uring(_threads: usize) -> std::result::Result<Backend, String> {
         Err("io_uring exists only on Linux".to_string())
     }
 

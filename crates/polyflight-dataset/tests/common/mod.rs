@@ -154,6 +154,11 @@ pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
 /// A dataset service over `root` served on `uri`, and a client of it.
 pub async fn serve(root: &Path, options: DatasetOptions, uri: &str) -> (Server, FlightClient) {
     let service = DatasetService::new(root, options).expect("the dataset service starts");
+    serve_service(service, uri).await
+}
+
+/// `service` served on `uri`, and a client of it.
+pub async fn serve_service(service: DatasetService, uri: &str) -> (Server, FlightClient) {
     let server = polyflight::server(service)
         .listen(uri)
         .start()
